@@ -1,0 +1,248 @@
+"""Settings: built-in defaults < TOML file < environment variables (SPEC §7)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG_PATH = Path("config.toml")
+
+#: The three secrets have the plain names every bot guide uses; each lands on one nested key.
+SECRET_ENV: dict[str, tuple[str, str]] = {
+    "DISCORD_TOKEN": ("discord", "token"),
+    "RUNWARE_API_KEY": ("runware", "api_key"),
+    "WEBHOOK_SECRET": ("webhook", "secret"),
+}
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased as one plain line naming the key or path."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DiscordSettings(_Section):
+    token: SecretStr = SecretStr("")
+    api_base: str = ""
+    dev_guild_ids: list[int] = Field(default_factory=list)
+
+    @field_validator("api_base")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+
+class RunwareSettings(_Section):
+    api_key: SecretStr = SecretStr("")
+    api_base: str = "https://api.runware.ai/v1"
+    model: str = "minimax:3@1"
+    output_format: str = "MP4"
+    output_quality: int = Field(95, ge=20, le=99)
+    ttl: int = Field(0, ge=0)
+    upload_endpoint: str = ""
+    request_timeout: float = Field(30, gt=0)
+    poll_interval: float = Field(10, gt=0)
+    poll_batch_size: int = Field(50, ge=1, le=500)
+    max_wait: float = Field(1800, gt=0)
+
+    @field_validator("output_format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        up = v.upper()
+        if up not in ("MP4", "WEBM", "MOV"):
+            raise ValueError("must be one of MP4, WEBM, MOV")
+        return up
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, v: int) -> int:
+        if 0 < v < 60:
+            raise ValueError("must be 0 (not sent) or at least 60 seconds")
+        return v
+
+
+class WebhookSettings(_Section):
+    listen: str = "0.0.0.0:8080"
+    public_url: str = ""
+    secret: SecretStr = SecretStr("")
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError('must be "HOST:PORT", e.g. "0.0.0.0:8080"')
+        return v
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, v: str) -> str:
+        v = v.rstrip("/")
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for local tests)")
+        return v
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class DatabaseSettings(_Section):
+    path: Path = Path("data/hailuo-bot.sqlite3")
+
+
+class LimitsSettings(_Section):
+    member_day_usd: float = Field(2.0, ge=0)
+    member_week_usd: float | None = Field(None, ge=0)
+    member_month_usd: float = Field(20.0, ge=0)
+    server_day_usd: float | None = Field(None, ge=0)
+    server_week_usd: float | None = Field(None, ge=0)
+    server_month_usd: float = Field(200.0, ge=0)
+    concurrent_per_member: int = Field(2, ge=1, le=50)
+    variations_cap: int = Field(4, ge=1, le=20)
+
+
+class ImageSettings(_Section):
+    max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    min_side: int = Field(300, ge=1)
+    max_side: int = Field(4096, ge=64)
+    max_aspect: float = Field(2.5, ge=1.0)
+
+
+class DeliverySettings(_Section):
+    max_clip_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    download_timeout: float = Field(300, gt=0)
+    status_edit_interval: float = Field(10, ge=0)
+
+
+class LoggingSettings(_Section):
+    level: str = "INFO"
+    json_lines: bool = Field(False, alias="json")
+    file: str = ""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        up = v.upper()
+        if up not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return up
+
+
+DEFAULT_PRICING: dict[str, float] = {"768p-6": 0.28, "768p-10": 0.56, "1080p-6": 0.49}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HAILUO_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    dry_run: bool = False
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
+    runware: RunwareSettings = Field(default_factory=RunwareSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    pricing: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_PRICING))
+    images: ImageSettings = Field(default_factory=ImageSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @field_validator("pricing")
+    @classmethod
+    def _pricing(cls, v: dict[str, float]) -> dict[str, float]:
+        merged = dict(DEFAULT_PRICING)
+        for key, price in v.items():
+            res, _, secs = key.partition("-")
+            if res not in ("768p", "1080p") or not secs.isdigit():
+                raise ValueError(f'key "{key}" must look like "768p-6"')
+            if price < 0:
+                raise ValueError(f'price for "{key}" must not be negative')
+            merged[key] = price
+        return merged
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.webhook.public_url and self.webhook.port == 0:
+            raise ValueError("webhook.listen needs a fixed port when webhook.public_url is set")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file (passed as init kwargs); plain secret names win over everything.
+        return (_PlainSecretEnv(settings_cls), env_settings, init_settings)
+
+
+class _PlainSecretEnv(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, dict[str, str]] = {}
+        for env, (section, key) in SECRET_ENV.items():
+            value = os.environ.get(env)
+            if value:
+                out.setdefault(section, {})[key] = value
+        return out
+
+
+def _format_error(err: ValidationError, origin: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "config"
+    if first["type"] == "extra_forbidden":
+        return f"{origin}: unknown key {loc!r}; see config.example.toml for the keys there are"
+    msg = first["msg"].removeprefix("Value error, ")
+    return f"{origin}: {loc}: {msg}"
+
+
+def load_settings(path: Path | None = None, *, overrides: dict[str, Any] | None = None) -> tuple[Settings, str]:
+    """Load settings; return them with a one-line note of where they came from. Raises ConfigError."""
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        source = str(path)
+    elif DEFAULT_CONFIG_PATH.is_file():
+        path = DEFAULT_CONFIG_PATH
+        source = str(path)
+    else:
+        source = "built-in defaults (no config.toml found)"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        settings = Settings(**data)
+        if overrides:
+            settings = settings.model_copy(update=overrides)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, str(path) if path else "environment")) from None
+    return settings, source

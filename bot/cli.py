@@ -1,0 +1,135 @@
+"""Command line: run the bot (no subcommand), `doctor`, or `generate`. Only this module writes to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.errors import UserFacingError
+from bot.policy import DURATIONS, RESOLUTIONS
+from bot.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("bot.cli")
+
+EX_OK = 0
+EX_FAILED = 1
+EX_USAGE = 2
+EX_DATAERR = 65
+EX_UNAVAILABLE = 69
+EX_CONFIG = 78
+
+
+def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    default = None if top else argparse.SUPPRESS
+    parser.add_argument("--config", type=Path, default=default, metavar="PATH",
+                        help="TOML config file (default: config.toml if present)")
+    parser.add_argument("--dry-run", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="use the built-in Runware simulator: nothing is billed, no key needed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hailuo-bot",
+        description="Discord bot for cinematic video clips with MiniMax Hailuo 02 on Runware. "
+        "With no command it runs the bot.",
+    )
+    _common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="{doctor,generate}")
+    doctor = sub.add_parser("doctor", help="check the config, database, Discord token, Runware key and webhook")
+    _common(doctor, top=False)
+    gen = sub.add_parser("generate", help="run one job from the command line and save the clips")
+    _common(gen, top=False)
+    gen.add_argument("prompt", help="what the clip should show (2–2000 characters)")
+    gen.add_argument("--first-frame", type=Path, metavar="PATH", help="image for the first frame (PNG/JPEG/WEBP)")
+    gen.add_argument("--last-frame", type=Path, metavar="PATH", help="image for the last frame (PNG/JPEG/WEBP)")
+    gen.add_argument("--resolution", choices=RESOLUTIONS, help="768p (default) or 1080p")
+    gen.add_argument("--duration", type=int, choices=DURATIONS, help="seconds: 6 (default) or 10 (768p only)")
+    gen.add_argument("--variations", type=int, metavar="N", help="how many clips (default 1)")
+    gen.add_argument("--prompt-optimizer", action="store_true", help="let MiniMax rewrite the prompt")
+    gen.add_argument("--out", type=Path, default=Path("clips"), metavar="DIR", help="output folder (default clips/)")
+    return parser
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"hailuo-bot: {message}", file=sys.stderr)
+    return code
+
+
+def _settings(args: argparse.Namespace) -> tuple[Settings, str]:
+    overrides = {"dry_run": True} if args.dry_run else None
+    return load_settings(args.config, overrides=overrides)
+
+
+def missing_secret(settings: Settings, *, need_discord: bool) -> str | None:
+    """The one-line message for a missing token or key, or None."""
+    if need_discord and not settings.discord.token.get_secret_value():
+        return ("DISCORD_TOKEN is not set: export DISCORD_TOKEN=<your bot token> (Discord Developer Portal → "
+                "your application → Bot → Reset Token), then start again")
+    if not settings.dry_run and not settings.runware.api_key.get_secret_value():
+        return ("RUNWARE_API_KEY is not set: export RUNWARE_API_KEY=<key from runware.ai → API Keys>, "
+                "or add --dry-run to try the bot on the built-in simulator")
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings, source = _settings(args)
+    except ConfigError as exc:
+        return _fail(str(exc), EX_CONFIG)
+    from bot.logs import setup_logging
+
+    secrets = [settings.discord.token.get_secret_value(), settings.runware.api_key.get_secret_value(),
+               settings.webhook.secret.get_secret_value()]
+    setup_logging(settings.logging, secrets=[s for s in secrets if s])
+    log.info("configuration: %s", source)
+    command = args.command
+    if command == "doctor":
+        from bot.doctor import run_doctor
+
+        return asyncio.run(run_doctor(settings, source))
+    if command == "generate":
+        return _generate(settings, args)
+    problem = missing_secret(settings, need_discord=True)
+    if problem:
+        return _fail(problem, EX_CONFIG)
+    from bot.app import run_bot
+
+    try:
+        return run_bot(settings)
+    except UserFacingError as exc:
+        return _fail(exc.message, EX_UNAVAILABLE)
+
+
+def _generate(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.generate import GenerateArgs, run_generate
+
+    problem = missing_secret(settings, need_discord=False)
+    if problem:
+        return _fail(problem, EX_CONFIG)
+    gen = GenerateArgs(
+        prompt=args.prompt,
+        first_frame=args.first_frame,
+        last_frame=args.last_frame,
+        resolution=args.resolution,
+        duration=args.duration,
+        variations=args.variations,
+        prompt_optimizer=args.prompt_optimizer,
+        out=args.out,
+    )
+    try:
+        return asyncio.run(run_generate(settings, gen))
+    except UserFacingError as exc:
+        from bot.errors import InputError
+
+        return _fail(exc.message, EX_DATAERR if isinstance(exc, InputError) else EX_FAILED)
+    except KeyboardInterrupt:
+        return _fail("interrupted; the job stays recorded and the bot will pick it up", EX_FAILED)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Engine: the Discord-agnostic core wired together, with one owner for each resource.
+
+The bot's setup_hook and the `generate` CLI both build one Engine; close() runs start-up backwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+
+from bot import logs
+from bot.metrics import Metrics
+from bot.models import Period, usd_to_micros
+from bot.runware.client import RunwareClient
+from bot.runware.simulator import RunwareSimulator
+from bot.service import VideoService
+from bot.settings import Settings
+from bot.sink import JobSink
+from bot.store.db import Database
+from bot.store.guilds import GuildDefaults, GuildStore
+from bot.store.jobs import JobStore
+from bot.store.ledger import SpendLedger
+from bot.tracker import JobTracker
+from bot.webhook import WebhookDeps, WebhookServer, webhook_url
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_SECRET_KEY = "webhook_secret"
+DRY_RUN_PROCESSING_SECONDS = 4.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def member_defaults(settings: Settings) -> dict[Period, int]:
+    lim = settings.limits
+    raw = {Period.DAY: lim.member_day_usd, Period.WEEK: lim.member_week_usd, Period.MONTH: lim.member_month_usd}
+    return {p: usd_to_micros(v) for p, v in raw.items() if v is not None}
+
+
+def server_defaults(settings: Settings) -> dict[Period, int]:
+    lim = settings.limits
+    raw = {Period.DAY: lim.server_day_usd, Period.WEEK: lim.server_week_usd, Period.MONTH: lim.server_month_usd}
+    return {p: usd_to_micros(v) for p, v in raw.items() if v is not None}
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        serve_webhooks: bool = True,
+        extra_health: Callable[[], Awaitable[dict[str, bool]]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._serve_webhooks = serve_webhooks
+        self._extra_health = extra_health
+        self._stack = AsyncExitStack()
+        self.metrics = Metrics()
+        self.simulator: RunwareSimulator | None = None
+        self.webhook_server: WebhookServer | None = None
+        self.webhook_url: str | None = None
+        self.started = False
+
+    async def start(self, sink: JobSink | None = None) -> None:
+        s = self.settings
+        stack = self._stack
+        self.db = Database(s.database.path)
+        await self.db.open()
+        stack.push_async_callback(self.db.close)
+        log.info("database %s ready (schema version %d)", s.database.path, self.db.schema_version)
+
+        self.jobs = JobStore(self.db, clock=self._clock)
+        self.ledger = SpendLedger(self.db, member_defaults=member_defaults(s), server_defaults=server_defaults(s))
+        self.guilds = GuildStore(
+            self.db,
+            defaults=GuildDefaults(
+                variations_cap=s.limits.variations_cap, concurrent_per_member=s.limits.concurrent_per_member
+            ),
+        )
+
+        base_url, api_key = s.runware.api_base, s.runware.api_key.get_secret_value()
+        if s.dry_run:
+            self.simulator = RunwareSimulator(api_key=None, processing_seconds=DRY_RUN_PROCESSING_SECONDS)
+            base_url = await self.simulator.start()
+            stack.push_async_callback(self.simulator.close)
+            api_key = "dry-run"
+            log.warning("DRY RUN: using the built-in Runware simulator at %s; nothing is billed", base_url)
+        self.runware = RunwareClient(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=s.runware.request_timeout,
+            batch_size=s.runware.poll_batch_size,
+            metrics=self.metrics,
+        )
+        await self.runware.start()
+        stack.push_async_callback(self.runware.close)
+
+        secret = await self._webhook_secret()
+        if s.webhook.public_url and secret:
+            self.webhook_url = webhook_url(s.webhook.public_url, secret)
+
+        self.tracker = JobTracker(
+            jobs=self.jobs,
+            ledger=self.ledger,
+            runware=self.runware,
+            poll_interval=s.runware.poll_interval,
+            max_wait=s.runware.max_wait,
+            sink=sink,
+            clock=self._clock,
+        )
+        self.service = VideoService(
+            settings=s,
+            jobs=self.jobs,
+            ledger=self.ledger,
+            guilds=self.guilds,
+            runware=self.runware,
+            tracker=self.tracker,
+            webhook_url=self.webhook_url,
+            clock=self._clock,
+        )
+        self.tracker.before_sweep = self.service.recover_reserved
+        self.metrics.add_collector(self._collect)
+
+        if self._serve_webhooks:
+            deps = WebhookDeps(
+                jobs=self.jobs,
+                tracker=self.tracker,
+                secret=secret or "",
+                metrics=self.metrics,
+                health=self.health,
+                max_body_bytes=s.webhook.max_body_bytes,
+            )
+            self.webhook_server = WebhookServer(deps, s.webhook.host, s.webhook.port)
+            await self.webhook_server.start()
+            stack.push_async_callback(self.webhook_server.close)
+        if not self.webhook_url:
+            log.info("no webhook.public_url: results come by polling every %ss", s.runware.poll_interval)
+        self.started = True
+
+    async def start_tracking(self) -> None:
+        """Resume interrupted work and start polling (after the sink is ready to post)."""
+        await self.service.recover_reserved(startup=True)
+        await self.tracker.start()
+        self._stack.push_async_callback(self.tracker.stop)
+
+    async def _webhook_secret(self) -> str | None:
+        s = self.settings
+        given = s.webhook.secret.get_secret_value()
+        if given:
+            logs.add_secret(given)
+            return given
+        if not s.webhook.public_url:
+            return None
+        stored = await self.jobs.get_kv(WEBHOOK_SECRET_KEY)
+        if stored:
+            logs.add_secret(stored)
+            return stored
+        made = secrets.token_urlsafe(32)
+        await self.jobs.set_kv(WEBHOOK_SECRET_KEY, made)
+        logs.add_secret(made)
+        log.warning("WEBHOOK_SECRET is not set: generated one and kept it in the database so webhooks survive restarts")
+        return made
+
+    async def _collect(self) -> None:
+        counts = await self.jobs.counts_by_state()
+        for state, n in counts.items():
+            self.metrics.jobs.set(n, state=state)
+
+    async def health(self) -> dict[str, bool]:
+        checks: dict[str, bool] = {}
+        try:
+            await self.db.fetchone("SELECT 1")
+            checks["database"] = True
+        except Exception:
+            checks["database"] = False
+        checks["tracker"] = self.tracker.healthy
+        if self._extra_health is not None:
+            checks.update(await self._extra_health())
+        return checks
+
+    async def close(self, drain_timeout: float = 10.0) -> None:
+        """Stop taking jobs, let durable writes in flight finish (bounded), then close everything backwards."""
+        if hasattr(self, "service"):
+            try:
+                await self.service.drain(drain_timeout)
+            except TimeoutError:
+                log.warning("shutdown: submits still in flight after %.0fs", drain_timeout)
+        await self._stack.aclose()
+        self.started = False

@@ -1,0 +1,399 @@
+"""VideoService: a request becomes a job — rules, reservation, image upload, submit — and reroll/remix/cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from bot.crashpoints import crash_point
+from bot.errors import InputError, NotAllowed, NotFound, Paused, UserFacingError
+from bot.images import to_data_uri
+from bot.models import ImageInput, Job, JobState, Payer, SafetyMode
+from bot.policy import (
+    ALLOWED_DURATIONS,
+    check_resolution_duration,
+    check_variations,
+    clean_prompt,
+    estimate_micros,
+    price_table_micros,
+)
+from bot.runware.client import RunwareClient
+from bot.runware.errors import RunwareError, user_message_for
+from bot.runware.models import VideoInferenceTask
+from bot.settings import Settings
+from bot.store.guilds import ChannelRule, GuildConfig, GuildStore
+from bot.store.jobs import JobStore, NewJob
+from bot.store.ledger import SpendLedger
+from bot.tracker import JobTracker
+
+log = logging.getLogger(__name__)
+
+#: A RESERVED job older than this, not being submitted by this process, was interrupted: recover it.
+RESERVED_GRACE = timedelta(seconds=60)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asks, and where. A thread's rules are its parent channel's."""
+
+    guild_id: int
+    channel_id: int
+    user_id: int
+    role_ids: tuple[int, ...] = ()
+    parent_channel_id: int | None = None
+    is_moderator: bool = False
+
+    @property
+    def budget_channel_id(self) -> int:
+        return self.parent_channel_id or self.channel_id
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRef:
+    """A frame image already at Runware (an imageUpload UUID), reused by reroll and remix."""
+
+    image: str
+    frame: str  # "first" | "last"
+
+
+@dataclass(frozen=True, slots=True)
+class VideoOptions:
+    """The /video options as given; None means "the server's default"."""
+
+    prompt: str
+    resolution: str | None = None
+    duration: int | None = None
+    variations: int | None = None
+    prompt_optimizer: bool | None = None
+    first_frame: ImageInput | None = None
+    last_frame: ImageInput | None = None
+    frames: tuple[FrameRef, ...] = ()  # pre-uploaded frames (reroll/remix)
+
+
+@dataclass(frozen=True, slots=True)
+class JobPlan:
+    """A checked request: everything needed to reserve and submit, nothing written yet."""
+
+    who: Requester
+    prompt: str
+    resolution: str
+    duration: int
+    width: int
+    height: int
+    variations: int
+    prompt_optimizer: bool
+    payer: Payer
+    estimate_micros: int
+    safety_mode: SafetyMode
+    concurrency_cap: int
+    channel_rule: ChannelRule
+    images: tuple[tuple[str, ImageInput], ...] = ()  # (frame, image) to upload
+    frames: tuple[FrameRef, ...] = ()
+    parent_job_id: int | None = None
+    dry_run: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class JobRejected(UserFacingError):
+    """Runware refused the job; the reservation was released."""
+
+
+class VideoService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        jobs: JobStore,
+        ledger: SpendLedger,
+        guilds: GuildStore,
+        runware: RunwareClient,
+        tracker: JobTracker,
+        webhook_url: str | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._settings = settings
+        self._jobs = jobs
+        self._ledger = ledger
+        self._guilds = guilds
+        self._runware = runware
+        self._tracker = tracker
+        self._webhook_url = webhook_url
+        self._clock = clock
+        self._prices = price_table_micros(settings.pricing)
+        self._inflight: set[int] = set()
+        self.accepting = True
+
+    # -- planning (no writes) ------------------------------------------------------------------------------------
+
+    async def plan(self, opts: VideoOptions, who: Requester, *, operator: bool = False) -> JobPlan:
+        """Validate a request against the model's rules and the server's settings. Raises UserFacingError."""
+        if not self.accepting:
+            raise Paused("The bot is shutting down and takes no new jobs right now. Try again in a minute.")
+        prompt = clean_prompt(opts.prompt)
+        if operator:
+            cfg = await self._guilds.get(0)
+            rule = ChannelRule(channel_id=0, allowed=True, threads=False, pool=False)
+        else:
+            cfg = await self._guilds.get(who.guild_id)
+            rule = await self._channel_rules(cfg, who)
+        resolution = opts.resolution or cfg.default_resolution
+        if opts.duration is not None:
+            duration = opts.duration
+        else:  # the server default may be 10 s, which 1080p does not allow: take the first allowed length then
+            allowed = ALLOWED_DURATIONS.get(resolution, (cfg.default_duration,))
+            duration = cfg.default_duration if cfg.default_duration in allowed else allowed[0]
+        width, height = check_resolution_duration(resolution, duration)
+        variations = check_variations(opts.variations or 1, cfg.variations_cap if not operator else 20)
+        optimizer = cfg.prompt_optimizer if opts.prompt_optimizer is None else opts.prompt_optimizer
+        images: list[tuple[str, ImageInput]] = []
+        if opts.first_frame is not None:
+            images.append(("first", opts.first_frame))
+        if opts.last_frame is not None:
+            images.append(("last", opts.last_frame))
+        if len(images) + len(opts.frames) > 2:
+            raise InputError("At most two frame images can be used: a first frame and a last frame.")
+        payer = Payer.OPERATOR if operator else (Payer.POOL if rule.pool else Payer.MEMBER)
+        return JobPlan(
+            who=who,
+            prompt=prompt,
+            resolution=resolution,
+            duration=duration,
+            width=width,
+            height=height,
+            variations=variations,
+            prompt_optimizer=optimizer,
+            payer=payer,
+            estimate_micros=estimate_micros(self._prices, resolution, duration, variations),
+            safety_mode=cfg.safety_mode,
+            concurrency_cap=cfg.concurrent_per_member,
+            channel_rule=rule,
+            images=tuple(images),
+            frames=opts.frames,
+            dry_run=self._settings.dry_run,
+        )
+
+    async def _channel_rules(self, cfg: GuildConfig, who: Requester) -> ChannelRule:
+        if cfg.paused:
+            raise Paused("Video generation is paused in this server by its moderators. Running jobs still finish.")
+        rule = await self._guilds.channel_rule(who.guild_id, who.budget_channel_id)
+        allowed = await self._guilds.allowed_channels(who.guild_id)
+        if allowed and who.budget_channel_id not in allowed:
+            where = ", ".join(f"<#{c}>" for c in sorted(allowed)[:5])
+            raise NotAllowed(f"/video can't be used in this channel. Try one of these: {where}.")
+        return rule
+
+    # -- reservation and submit ----------------------------------------------------------------------------------
+
+    async def reserve(self, plan: JobPlan, *, thread_id: int | None = None) -> Job:
+        """Check every limit and the concurrency cap and write the job with its hold, in one transaction."""
+        who = plan.who
+        new = NewJob(
+            task_uuid=str(uuid.uuid4()),
+            guild_id=who.guild_id,
+            channel_id=who.channel_id,
+            budget_channel_id=who.budget_channel_id,
+            user_id=who.user_id,
+            payer=plan.payer,
+            pool_channel_id=who.budget_channel_id if plan.payer is Payer.POOL else None,
+            prompt=plan.prompt,
+            resolution=plan.resolution,
+            duration=plan.duration,
+            variations=plan.variations,
+            prompt_optimizer=plan.prompt_optimizer,
+            frame_count=len(plan.images) + len(plan.frames),
+            params={"safety_mode": plan.safety_mode.value},
+            estimate_micros=plan.estimate_micros,
+            dry_run=plan.dry_run,
+            parent_job_id=plan.parent_job_id,
+            thread_id=thread_id,
+        )
+        cap = None if plan.payer is Payer.OPERATOR else plan.concurrency_cap
+        job = await self._ledger.reserve(new, role_ids=who.role_ids, concurrency_cap=cap, now=self._clock())
+        log.info("job=%s task=%s guild=%s reserved %d micros", job.id, job.task_uuid, job.guild_id, job.estimate_micros)
+        crash_point("after_job_row")
+        return job
+
+    async def submit(self, job: Job, plan: JobPlan) -> Job:
+        """Upload frame images, store the exact task, submit it. Raises JobRejected if Runware refuses it."""
+        self._inflight.add(job.id)
+        try:
+            try:
+                frames = list(plan.frames)
+                for frame, image in plan.images:
+                    image_uuid = await self._runware.upload_image(image.data, image.mime)
+                    frames.append(FrameRef(image=image_uuid, frame=frame))
+                task = self.build_task(job, plan, frames)
+            except RunwareError as exc:
+                raise await self._reject(job, exc) from None
+            await self._jobs.set_params(job.id, {**(job.params_dict()), "task": task})
+            return await self._submit_stored(job, task)
+        finally:
+            self._inflight.discard(job.id)
+
+    async def _submit_stored(self, job: Job, task: dict[str, Any]) -> Job:
+        try:
+            model = VideoInferenceTask.model_validate(task)
+            await self._runware.submit(model)
+        except RunwareError as exc:
+            if exc.transient:
+                log.warning("job=%s task=%s Runware unreachable; will retry", job.id, job.task_uuid)
+                raise UserFacingError(
+                    "Runware is not answering right now. Your job is saved and will be sent as soon as it answers."
+                ) from None
+            raise await self._reject(job, exc) from None
+        except ValidationError as exc:  # a stored task that no longer validates: a bug, never billed
+            log.error("job=%s stored task invalid: %s", job.id, exc)
+            raise await self._reject_text(job, "The job could not be built correctly. You were not charged.") from None
+        crash_point("after_submit")
+        await self._jobs.transition(job.id, JobState.SUBMITTED)
+        fresh = await self._jobs.get(job.id) or job
+        log.info("job=%s task=%s submitted", job.id, job.task_uuid)
+        await self._tracker.sink.job_submitted(fresh)
+        return fresh
+
+    async def _reject(self, job: Job, exc: RunwareError) -> JobRejected:
+        if exc.kind.value in ("authentication", "insufficient_credits"):
+            log.error("job=%s Runware refused the bot's account: %s (%s)", job.id, exc.code, exc.kind.value)
+        elif exc.code in ("unsupportedParameter", "unknownParameter"):
+            log.error("job=%s the bot built a request Runware refused (%s %s): a bug", job.id, exc.code, exc.parameter)
+        return await self._reject_text(job, user_message_for(exc))
+
+    async def _reject_text(self, job: Job, text: str) -> JobRejected:
+        if await self._jobs.transition(job.id, JobState.FAILED, error=text):
+            await self._ledger.release(job.id)
+            fresh = await self._jobs.get(job.id) or job
+            await self._tracker.sink.job_failed(fresh, text)
+        return JobRejected(text)
+
+    def build_task(self, job: Job, plan: JobPlan, frames: list[FrameRef]) -> dict[str, Any]:
+        """The videoInference task exactly as it goes on the wire (validated by the Runware models)."""
+        rw = self._settings.runware
+        task: dict[str, Any] = {
+            "taskType": "videoInference",
+            "taskUUID": job.task_uuid,
+            "model": rw.model,
+            "positivePrompt": plan.prompt,
+            "width": plan.width,
+            "height": plan.height,
+            "duration": plan.duration,
+            "fps": 25,
+            "numberResults": plan.variations,
+            "deliveryMethod": "async",
+            "includeCost": True,
+            "outputType": "URL",
+            "outputFormat": rw.output_format,
+            "outputQuality": rw.output_quality,
+            "providerSettings": {"minimax": {"promptOptimizer": plan.prompt_optimizer}},
+        }
+        if plan.safety_mode is not SafetyMode.NONE:
+            task["safety"] = {"checkContent": True, "mode": plan.safety_mode.value}
+        if frames:
+            task["inputs"] = {"frameImages": [{"image": f.image, "frame": f.frame} for f in frames]}
+        if self._webhook_url:
+            task["webhookURL"] = self._webhook_url
+        if rw.ttl:
+            task["ttl"] = rw.ttl
+        if rw.upload_endpoint:
+            task["uploadEndpoint"] = rw.upload_endpoint.replace("{task_uuid}", job.task_uuid)
+        VideoInferenceTask.model_validate(task)  # an invalid task cannot leave the bot
+        return task
+
+    async def create(self, opts: VideoOptions, who: Requester, *, operator: bool = False) -> Job:
+        """Plan, reserve and submit in one go (the CLI's path)."""
+        plan = await self.plan(opts, who, operator=operator)
+        job = await self.reserve(plan)
+        return await self.submit(job, plan)
+
+    # -- recovery ------------------------------------------------------------------------------------------------
+
+    async def recover_reserved(self, *, startup: bool = False) -> None:
+        """Finish what a crash interrupted between the job row and Runware's acknowledgement.
+
+        Never submits twice: the stored task is resubmitted with its own taskUUID, and the client asks
+        getResponse first whenever the outcome of a submit is unknown.
+        """
+        now = self._clock()
+        for job in await self._jobs.unfinished():
+            if job.state is not JobState.RESERVED or job.id in self._inflight:
+                continue
+            if not startup and now - job.created_at < RESERVED_GRACE:
+                continue
+            task = job.params_dict().get("task")
+            if not isinstance(task, dict):
+                await self._reject_text(
+                    job, "The bot restarted before your job reached Runware. You were not charged; please try again."
+                )
+                continue
+            statuses = await self._runware.get_responses([job.task_uuid])
+            status = statuses.get(job.task_uuid)
+            if status is not None and not status.not_found:
+                if await self._jobs.transition(job.id, JobState.SUBMITTED):
+                    log.info("job=%s task=%s was already at Runware; tracking it", job.id, job.task_uuid)
+                    await self._tracker.sink.job_submitted(await self._jobs.get(job.id) or job)
+                continue
+            self._inflight.add(job.id)
+            try:
+                await self._submit_stored(job, task)
+            except UserFacingError as exc:
+                log.info("job=%s recovery submit: %s", job.id, exc.message)
+            finally:
+                self._inflight.discard(job.id)
+
+    # -- follow-ups on an existing job ---------------------------------------------------------------------------
+
+    async def job_for(self, job_id: int, guild_id: int) -> Job:
+        job = await self._jobs.get(job_id)
+        if job is None or job.guild_id != guild_id:
+            raise NotFound("That job no longer exists.")
+        return job
+
+    def options_from(self, job: Job, *, prompt: str | None = None) -> VideoOptions:
+        """Same parameters as an earlier job (frames reused from Runware), optionally with a new prompt."""
+        task = job.params_dict().get("task") or {}
+        frames: list[FrameRef] = []
+        if isinstance(task, dict):
+            for item in (task.get("inputs") or {}).get("frameImages", []):
+                if isinstance(item, dict) and isinstance(item.get("image"), str):
+                    frames.append(FrameRef(image=item["image"], frame=str(item.get("frame", "first"))))
+        return VideoOptions(
+            prompt=prompt if prompt is not None else job.prompt,
+            resolution=job.resolution,
+            duration=job.duration,
+            variations=job.variations,
+            prompt_optimizer=job.prompt_optimizer,
+            frames=tuple(frames),
+        )
+
+    async def plan_followup(self, job_id: int, who: Requester, *, prompt: str | None = None) -> JobPlan:
+        """Reroll (same prompt) or remix (new prompt) as a new job paid by whoever clicked."""
+        job = await self.job_for(job_id, who.guild_id)
+        plan = await self.plan(self.options_from(job, prompt=prompt), who)
+        return replace(plan, parent_job_id=job.id)
+
+    async def cancel(self, job_id: int, who: Requester) -> Job:
+        job = await self.job_for(job_id, who.guild_id)
+        if job.user_id != who.user_id and not who.is_moderator:
+            raise NotAllowed("Only the member who asked for this job, or a moderator, can cancel it.")
+        if job.state not in (JobState.RESERVED, JobState.SUBMITTED):
+            raise InputError(f"This job is already {job.state.value}; there is nothing to cancel.")
+        if not await self._tracker.cancel(job):
+            raise InputError("This job finished just now; there is nothing to cancel.")
+        return await self._jobs.get(job.id) or job
+
+    async def drain(self, timeout: float) -> None:
+        """Stop taking new jobs and wait (bounded) for submits in flight to be written."""
+        self.accepting = False
+        async with asyncio.timeout(timeout):
+            while self._inflight:
+                await asyncio.sleep(0.05)

@@ -1,0 +1,299 @@
+"""JobTracker: follows submitted jobs to the end (webhook or batched polling), settles money, hands clips to a sink.
+
+Every path here is idempotent: webhook vs poll, duplicate webhooks and restarts all reduce to compare-and-set
+transitions in the store, so whichever arrives first wins and the other is a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+
+from bot.background import Loop, TaskGroup
+from bot.crashpoints import crash_point
+from bot.models import ClipResult, Job, JobState, ResultState, usd_to_micros
+from bot.runware.client import RunwareClient, TaskStatus
+from bot.runware.errors import RunwareError, classify, user_message_for
+from bot.runware.models import RunwareErrorItem, VideoResultItem
+from bot.sink import Delivered, JobSink, NullSink
+from bot.store.jobs import JobStore
+from bot.store.ledger import SpendLedger
+
+log = logging.getLogger(__name__)
+
+#: How many sweeps in a row Runware may say "not found" for a job it acknowledged before we give up on it.
+NOT_FOUND_STRIKES = 3
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobTracker:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        ledger: SpendLedger,
+        runware: RunwareClient,
+        poll_interval: float,
+        max_wait: float,
+        sink: JobSink | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._jobs = jobs
+        self._ledger = ledger
+        self._runware = runware
+        self._max_wait = max_wait
+        self.sink: JobSink = sink or NullSink()
+        self._clock = clock
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._not_found: defaultdict[int, int] = defaultdict(int)
+        self._tasks = TaskGroup("tracker")
+        self.loop = Loop("poll-sweep", self.sweep_once, poll_interval)
+        self.deliveries = 0
+        self.last_sweep: datetime | None = None
+        #: Runs first in every sweep (the service recovers jobs interrupted before Runware acknowledged them).
+        self.before_sweep: Callable[[], Awaitable[None]] | None = None
+
+    # -- life cycle ----------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume what a previous run left, then poll on an interval."""
+        await self.resume()
+        self.loop.start()
+
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        await self.loop.stop(drain_timeout)
+        if not await self._tasks.drain(drain_timeout):
+            log.warning("tracker: background work still running after %.0fs; cancelling it", drain_timeout)
+        await self._tasks.cancel_all()
+
+    @property
+    def healthy(self) -> bool:
+        return self.loop.running
+
+    def spawn_check(self, job_id: int) -> None:
+        """Look at a job again soon (after a webhook wrote something)."""
+        self._tasks.spawn(self.check_job(job_id), name=f"check-job-{job_id}")
+
+    async def resume(self) -> None:
+        """After a restart: settle money left open by a crash, then deliver what was left undelivered."""
+        await self.reconcile_ledger()
+        await self.deliver_leftovers()
+
+    async def reconcile_ledger(self) -> None:
+        for job_id in await self._ledger.held_job_ids():
+            job = await self._jobs.get(job_id)
+            if job is None:
+                continue
+            if job.state is JobState.SUCCEEDED:
+                await self._ledger.settle(job.id, job.cost_micros)
+            elif job.state in (JobState.FAILED, JobState.EXPIRED):
+                await self._ledger.release(job.id)
+
+    # -- polling -------------------------------------------------------------------------------------------------
+
+    async def sweep_once(self) -> None:
+        """One round: expire overdue jobs, ask Runware about all the others in batches, deliver leftovers."""
+        if self.before_sweep is not None:
+            await self.before_sweep()
+        now = self._clock()
+        tracked = set(await self._jobs.tracked_task_uuids())
+        live: list[Job] = []
+        for job in await self._jobs.unfinished():
+            if job.state is JobState.RESERVED:
+                continue  # owned by the service until Runware acknowledges it
+            if job.task_uuid not in tracked:
+                continue
+            if self._overdue(job, now):
+                await self.expire(job)
+            else:
+                live.append(job)
+        if live:
+            statuses = await self._runware.get_responses([j.task_uuid for j in live])
+            for job in live:
+                status = statuses.get(job.task_uuid)
+                if status is not None:
+                    await self.apply_status(job, status)
+        await self.deliver_leftovers()
+        self.last_sweep = self._clock()
+
+    def _overdue(self, job: Job, now: datetime) -> bool:
+        started = job.submitted_at or job.created_at
+        return (now - started).total_seconds() > self._max_wait
+
+    async def check_job(self, job_id: int) -> None:
+        """Finish a job from what is stored if possible, else ask Runware about it now."""
+        job = await self._jobs.get(job_id)
+        if job is None or job.state not in (JobState.SUBMITTED, JobState.CANCELLED):
+            if job is not None and job.state is JobState.SUCCEEDED:
+                await self.deliver(job)
+            return
+        stored = await self._jobs.results(job.id)
+        if job.state is JobState.SUBMITTED and len(stored) >= job.variations:
+            await self._finish(job, failures=[])
+            return
+        statuses = await self._runware.get_responses([job.task_uuid])
+        status = statuses.get(job.task_uuid)
+        if status is not None:
+            await self.apply_status(job, status)
+
+    async def apply_status(self, job: Job, status: TaskStatus) -> None:
+        """Take Runware's cumulative view of one task."""
+        if status.not_found:
+            self._not_found[job.id] += 1
+            if self._not_found[job.id] >= NOT_FOUND_STRIKES:
+                await self._fail(job, "Runware no longer knows this job, so it can't be finished. You were not charged.")
+            return
+        self._not_found.pop(job.id, None)
+        for item in status.successes:
+            await self._record_success(job, item)
+        failures = list(status.errors)
+        finals = len(status.successes) + status.failed_count
+        if finals >= job.variations:
+            await self._finish(job, failures=failures)
+        elif job.state is JobState.SUBMITTED:
+            progress = max((i.progress for i in status.items if i.progress is not None), default=None)
+            await self.sink.job_progress(job, progress)
+
+    # -- webhooks ------------------------------------------------------------------------------------------------
+
+    async def record_webhook_success(self, job: Job, item: VideoResultItem) -> bool:
+        """Durably store a result that arrived by webhook; True if it was new."""
+        return await self._record_success(job, item)
+
+    async def record_webhook_failure(self, job: Job, error: RunwareErrorItem) -> None:
+        """A generation failed. With one clip asked for that is the end; otherwise ask Runware for the whole view."""
+        if job.variations == 1:
+            self._tasks.spawn(self._finish(job, failures=[error]), name=f"fail-job-{job.id}")
+        else:
+            self.spawn_check(job.id)
+
+    async def _record_success(self, job: Job, item: VideoResultItem) -> bool:
+        if job.state is JobState.CANCELLED or not item.video_uuid or not item.video_url:
+            return False
+        cost = usd_to_micros(item.cost) if item.cost is not None else None
+        return await self._jobs.add_result(
+            job.id, video_uuid=item.video_uuid, video_url=item.video_url, seed=item.seed, cost_micros=cost
+        )
+
+    # -- endings -------------------------------------------------------------------------------------------------
+
+    async def _finish(self, job: Job, *, failures: Sequence[RunwareErrorItem]) -> None:
+        async with self._locks[job.id]:
+            job = await self._jobs.get(job.id) or job
+            results = await self._jobs.results(job.id)
+            costs = [r.cost_micros for r in results if r.cost_micros is not None]
+            cost = sum(costs) if costs else None
+            if job.state is JobState.CANCELLED:
+                # The member stopped tracking; money follows what Runware reports, nothing is posted.
+                if results:
+                    await self._ledger.settle(job.id, cost)
+                else:
+                    await self._ledger.release(job.id)
+                return
+            if job.state is not JobState.SUBMITTED:
+                return
+            if results:
+                if await self._jobs.transition(job.id, JobState.SUCCEEDED, cost_micros=cost):
+                    await self._ledger.settle(job.id, cost)
+                    log.info("job=%s task=%s succeeded: %d clip(s)", job.id, job.task_uuid, len(results))
+                    if failures:
+                        log.info("job=%s task=%s: %d generation(s) failed", job.id, job.task_uuid, len(failures))
+            else:
+                reason = self._reason(failures)
+                await self._fail(job, reason)
+                return
+        fresh = await self._jobs.get(job.id)
+        if fresh is not None:
+            await self.deliver(fresh)
+
+    @staticmethod
+    def _reason(failures: Sequence[RunwareErrorItem]) -> str:
+        if not failures:
+            return "Runware finished the job without any clip. You were not charged; try again."
+        first = failures[0]
+        err = RunwareError(
+            kind=classify(first.code, None),
+            code=first.code,
+            message=first.message or "",
+            parameter=first.parameter_path,
+        )
+        return user_message_for(err)
+
+    async def _fail(self, job: Job, reason: str) -> None:
+        if await self._jobs.transition(job.id, JobState.FAILED, error=reason):
+            await self._ledger.release(job.id)
+            log.info("job=%s task=%s failed: %s", job.id, job.task_uuid, reason)
+            fresh = await self._jobs.get(job.id) or job
+            await self.sink.job_failed(fresh, reason)
+
+    async def expire(self, job: Job) -> None:
+        minutes = round(self._max_wait / 60)
+        reason = f"The job did not finish within {minutes} minutes, so it was given up. You were not charged."
+        if await self._jobs.transition(job.id, JobState.EXPIRED, error=reason):
+            await self._ledger.release(job.id)
+            log.info("job=%s task=%s expired", job.id, job.task_uuid)
+            fresh = await self._jobs.get(job.id) or job
+            if job.state is not JobState.CANCELLED:
+                await self.sink.job_failed(fresh, reason)
+
+    async def cancel(self, job: Job) -> bool:
+        """Stop tracking for the member: nothing more is posted; money waits for Runware's cost or expiry."""
+        async with self._locks[job.id]:
+            if not await self._jobs.transition(job.id, JobState.CANCELLED):
+                return False
+            for result in await self._jobs.results(job.id):
+                if result.state is ResultState.PENDING:
+                    await self._jobs.result_transition(result.id, ResultState.SKIPPED)
+        fresh = await self._jobs.get(job.id) or job
+        await self.sink.job_cancelled(fresh)
+        return True
+
+    # -- delivery ------------------------------------------------------------------------------------------------
+
+    async def deliver(self, job: Job) -> None:
+        """Post a finished job's clips once: mark them delivering (durable), post, then record where they went."""
+        async with self._locks[job.id]:
+            if job.state is not JobState.SUCCEEDED:
+                return
+            results = [
+                r for r in await self._jobs.results(job.id)
+                if r.state in (ResultState.PENDING, ResultState.DELIVERING)
+            ]
+            if not results:
+                return
+            redelivery = any(r.state is ResultState.DELIVERING for r in results)
+            ready: list[ClipResult] = []
+            for r in results:
+                if r.state is ResultState.PENDING:
+                    await self._jobs.result_transition(r.id, ResultState.DELIVERING)
+                ready.append(r)
+            try:
+                outcomes = await self.sink.deliver(job, ready, redelivery=redelivery)
+            except Exception:
+                log.exception("job=%s task=%s delivery failed; will retry", job.id, job.task_uuid)
+                return
+            crash_point("after_post")
+            await self._record_deliveries(outcomes)
+
+    async def _record_deliveries(self, outcomes: Sequence[Delivered]) -> None:
+        for outcome in outcomes:
+            to = ResultState.DELIVERED if outcome.ok else ResultState.UNDELIVERABLE
+            if await self._jobs.result_transition(
+                outcome.result_id, to, message_id=outcome.message_id, channel_id=outcome.channel_id
+            ):
+                self.deliveries += 1
+
+    async def deliver_leftovers(self) -> None:
+        by_job: dict[int, list[ClipResult]] = defaultdict(list)
+        for result in await self._jobs.undelivered_results():
+            by_job[result.job_id].append(result)
+        for job_id in by_job:
+            job = await self._jobs.get(job_id)
+            if job is not None and job.state is JobState.SUCCEEDED:
+                await self.deliver(job)

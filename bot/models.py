@@ -142,7 +142,13 @@ class Job:
     status_message_id: int | None = None
     thread_id: int | None = None
     parent_job_id: int | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)  # params_json: image UUIDs, safety mode, ... (reroll)
+    budget_channel_id: int = 0  # root channel whose limits/pool paid (channel_id may be a thread); 0 for the CLI
+    submit_attempts: int = 0
+
+    def params_dict(self) -> dict[str, object]:
+        """A copy of the job's extra parameters (params_json), safe to extend and store back."""
+        return dict(self.extra)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +164,9 @@ class ClipResult:
     state: ResultState
     message_id: int | None
     created_at: datetime
+    channel_id: int | None = None  # where it was posted (or the DM channel)
+    attempts: int = 0  # delivery attempts
+    delivered_at: datetime | None = None
 
 
 def usd_to_micros(usd: float | str) -> Micros:

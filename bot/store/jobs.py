@@ -1,0 +1,372 @@
+"""JobStore: job and result rows, compare-and-set transitions, webhook receipts and a small key-value table.
+
+Jobs are created only by `SpendLedger.reserve` (the row and its reservation are one transaction); everything after
+that moves through `transition`, which is a compare-and-set: zero rows means another path already won.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from bot.models import (
+    FINAL_JOB_STATES,
+    JOB_TRANSITIONS,
+    RESULT_TRANSITIONS,
+    ClipResult,
+    Job,
+    JobState,
+    Micros,
+    Payer,
+    ResultState,
+)
+from bot.store.db import Database, fetch_all, fetch_one, from_db_time, opt_time, to_db_time, write
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job about to be reserved: everything the row needs except what the store assigns."""
+
+    task_uuid: str
+    guild_id: int
+    channel_id: int
+    budget_channel_id: int
+    user_id: int
+    payer: Payer
+    pool_channel_id: int | None
+    prompt: str
+    resolution: str
+    duration: int
+    variations: int
+    prompt_optimizer: bool
+    frame_count: int
+    params: Mapping[str, Any]
+    estimate_micros: Micros
+    dry_run: bool
+    parent_job_id: int | None = None
+    thread_id: int | None = None
+
+
+def _predecessors(table: Mapping[Any, frozenset[Any]], to: Any) -> tuple[str, ...]:
+    return tuple(str(state) for state, nxt in table.items() if to in nxt)
+
+
+_JOB_PREDECESSORS = {to: _predecessors(JOB_TRANSITIONS, to) for to in JobState}
+_RESULT_PREDECESSORS = {to: _predecessors(RESULT_TRANSITIONS, to) for to in ResultState}
+_UNFINISHED = (JobState.RESERVED, JobState.SUBMITTED, JobState.CANCELLED)
+
+
+def _dump(params: Mapping[str, Any]) -> str:
+    return json.dumps(dict(params), sort_keys=True, separators=(",", ":"))
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def job_from_row(row: aiosqlite.Row) -> Job:
+    return Job(
+        id=row["id"],
+        task_uuid=row["task_uuid"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        user_id=row["user_id"],
+        payer=Payer(row["payer"]),
+        pool_channel_id=row["pool_channel_id"],
+        prompt=row["prompt"],
+        resolution=row["resolution"],
+        duration=row["duration"],
+        variations=row["variations"],
+        prompt_optimizer=bool(row["prompt_optimizer"]),
+        frame_count=row["frame_count"],
+        state=JobState(row["state"]),
+        estimate_micros=row["estimate_micros"],
+        cost_micros=row["cost_micros"],
+        error=row["error"],
+        dry_run=bool(row["dry_run"]),
+        created_at=from_db_time(row["created_at"]),
+        updated_at=from_db_time(row["updated_at"]),
+        submitted_at=opt_time(row["submitted_at"]),
+        finished_at=opt_time(row["finished_at"]),
+        status_channel_id=row["status_channel_id"],
+        status_message_id=row["status_message_id"],
+        thread_id=row["thread_id"],
+        parent_job_id=row["parent_job_id"],
+        extra=dict(json.loads(row["params_json"] or "{}")),
+        budget_channel_id=row["budget_channel_id"],
+        submit_attempts=row["submit_attempts"],
+    )
+
+
+def result_from_row(row: aiosqlite.Row) -> ClipResult:
+    return ClipResult(
+        id=row["id"],
+        job_id=row["job_id"],
+        video_uuid=row["video_uuid"],
+        video_url=row["video_url"],
+        seed=row["seed"],
+        cost_micros=row["cost_micros"],
+        state=ResultState(row["state"]),
+        message_id=row["message_id"],
+        created_at=from_db_time(row["created_at"]),
+        channel_id=row["channel_id"],
+        attempts=row["attempts"],
+        delivered_at=opt_time(row["delivered_at"]),
+    )
+
+
+INSERT_JOB = """
+INSERT INTO jobs (task_uuid, guild_id, channel_id, budget_channel_id, user_id, payer, pool_channel_id, prompt,
+                  resolution, duration, variations, prompt_optimizer, frame_count, params_json, state,
+                  estimate_micros, dry_run, created_at, updated_at, thread_id, parent_job_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+RETURNING *
+"""
+
+
+async def insert_job(conn: aiosqlite.Connection, job: NewJob, *, state: JobState, now: datetime) -> Job:
+    """Insert a job row on a connection inside a transaction (used by the ledger's reservation)."""
+    at = to_db_time(now)
+    params = _dump(job.params)
+    rows = await fetch_all(
+        conn,
+        INSERT_JOB,
+        (
+            job.task_uuid,
+            job.guild_id,
+            job.channel_id,
+            job.budget_channel_id,
+            job.user_id,
+            str(job.payer),
+            job.pool_channel_id,
+            job.prompt,
+            job.resolution,
+            job.duration,
+            job.variations,
+            int(job.prompt_optimizer),
+            job.frame_count,
+            params,
+            str(state),
+            job.estimate_micros,
+            int(job.dry_run),
+            at,
+            at,
+            job.thread_id,
+            job.parent_job_id,
+        ),
+    )
+    return job_from_row(rows[0])
+
+
+class JobStore:
+    """Reads and compare-and-set writes of jobs and their results."""
+
+    def __init__(self, db: Database, clock: Clock = utc_now) -> None:
+        self._db = db
+        self._clock = clock
+
+    def _now(self) -> str:
+        return to_db_time(self._clock())
+
+    # -- jobs ----------------------------------------------------------------------------------------------------
+
+    async def get(self, job_id: int) -> Job | None:
+        row = await self._db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return None if row is None else job_from_row(row)
+
+    async def by_task_uuid(self, task_uuid: str) -> Job | None:
+        row = await self._db.fetchone("SELECT * FROM jobs WHERE task_uuid = ?", (task_uuid,))
+        return None if row is None else job_from_row(row)
+
+    async def transition(
+        self, job_id: int, to: JobState, *, error: str | None = None, cost_micros: int | None = None
+    ) -> bool:
+        """Move a job to `to` if its current state may lead there; False when another path got there first."""
+        sources = _JOB_PREDECESSORS[to]
+        if not sources:
+            return False
+        now = self._now()
+        final = to in FINAL_JOB_STATES
+        count = await self._db.execute(
+            f"""
+            UPDATE jobs SET state = ?, updated_at = ?,
+                error = COALESCE(?, error),
+                cost_micros = COALESCE(?, cost_micros),
+                submitted_at = CASE WHEN ? THEN COALESCE(submitted_at, ?) ELSE submitted_at END,
+                finished_at = CASE WHEN ? THEN ? ELSE finished_at END
+            WHERE id = ? AND state IN ({_marks(len(sources))})
+            """,
+            (str(to), now, error, cost_micros, to is JobState.SUBMITTED, now, final, now, job_id, *sources),
+        )
+        if count == 0:
+            log.debug("job=%s transition to %s lost (already moved on)", job_id, to)
+        return count == 1
+
+    async def set_params(self, job_id: int, params: Mapping[str, Any]) -> None:
+        """Replace the job's extra parameters (e.g. the exact task sent, for recovery and reroll)."""
+        await self._db.execute(
+            "UPDATE jobs SET params_json = ?, updated_at = ? WHERE id = ?", (_dump(params), self._now(), job_id)
+        )
+
+    async def set_status_message(self, job_id: int, *, channel_id: int, message_id: int) -> None:
+        await self._db.execute(
+            "UPDATE jobs SET status_channel_id = ?, status_message_id = ?, updated_at = ? WHERE id = ?",
+            (channel_id, message_id, self._now(), job_id),
+        )
+
+    async def set_thread(self, job_id: int, thread_id: int) -> None:
+        await self._db.execute(
+            "UPDATE jobs SET thread_id = ?, updated_at = ? WHERE id = ?", (thread_id, self._now(), job_id)
+        )
+
+    async def bump_submit_attempts(self, job_id: int) -> int:
+        """Count one more submit attempt (before it is made) and return the new count."""
+        async with self._db.transaction() as conn:
+            rows = await fetch_all(
+                conn,
+                "UPDATE jobs SET submit_attempts = submit_attempts + 1, updated_at = ? WHERE id = ? "
+                "RETURNING submit_attempts",
+                (self._now(), job_id),
+            )
+        if not rows:
+            raise LookupError(f"no job {job_id}")
+        return int(rows[0][0])
+
+    async def tracked_task_uuids(self) -> list[str]:
+        """Tasks Runware may still be working on: submitted ones, and cancelled ones whose cost is not known yet."""
+        rows = await self._db.fetchall(
+            "SELECT task_uuid FROM jobs WHERE state = ? OR (state = ? AND cost_micros IS NULL) ORDER BY id",
+            (str(JobState.SUBMITTED), str(JobState.CANCELLED)),
+        )
+        return [row[0] for row in rows]
+
+    async def unfinished(self) -> list[Job]:
+        rows = await self._db.fetchall(
+            f"SELECT * FROM jobs WHERE state IN ({_marks(len(_UNFINISHED))}) ORDER BY id",
+            tuple(str(s) for s in _UNFINISHED),
+        )
+        return [job_from_row(row) for row in rows]
+
+    async def recent_for_member(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
+        rows = await self._db.fetchall(
+            "SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? ORDER BY id DESC LIMIT ?",
+            (guild_id, user_id, limit),
+        )
+        return [job_from_row(row) for row in rows]
+
+    async def counts_by_state(self) -> dict[str, int]:
+        counts = {str(state): 0 for state in JobState}
+        for row in await self._db.fetchall("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
+            counts[row[0]] = int(row[1])
+        return counts
+
+    # -- results -------------------------------------------------------------------------------------------------
+
+    async def add_result(
+        self, job_id: int, *, video_uuid: str, video_url: str, seed: int | None, cost_micros: int | None
+    ) -> bool:
+        """Record a clip once: the same (job, videoUUID) from webhook and poll is stored one time. True if new."""
+        count = await self._db.execute(
+            "INSERT OR IGNORE INTO results (job_id, video_uuid, video_url, seed, cost_micros, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, video_uuid, video_url, seed, cost_micros, self._now()),
+        )
+        return count == 1
+
+    async def results(self, job_id: int) -> list[ClipResult]:
+        rows = await self._db.fetchall("SELECT * FROM results WHERE job_id = ? ORDER BY id", (job_id,))
+        return [result_from_row(row) for row in rows]
+
+    async def get_result(self, result_id: int) -> ClipResult | None:
+        row = await self._db.fetchone("SELECT * FROM results WHERE id = ?", (result_id,))
+        return None if row is None else result_from_row(row)
+
+    async def result_transition(
+        self, result_id: int, to: ResultState, *, message_id: int | None = None, channel_id: int | None = None
+    ) -> bool:
+        """Compare-and-set a result's delivery state; DELIVERING counts an attempt, DELIVERED stamps the time."""
+        sources = _RESULT_PREDECESSORS[to]
+        if not sources:
+            return False
+        count = await self._db.execute(
+            f"""
+            UPDATE results SET state = ?,
+                message_id = COALESCE(?, message_id),
+                channel_id = COALESCE(?, channel_id),
+                attempts = attempts + (CASE WHEN ? THEN 1 ELSE 0 END),
+                delivered_at = CASE WHEN ? THEN ? ELSE delivered_at END
+            WHERE id = ? AND state IN ({_marks(len(sources))})
+            """,
+            (
+                str(to),
+                message_id,
+                channel_id,
+                to is ResultState.DELIVERING,
+                to is ResultState.DELIVERED,
+                self._now(),
+                result_id,
+                *sources,
+            ),
+        )
+        if count == 0:
+            log.debug("result=%s transition to %s lost (already moved on)", result_id, to)
+        return count == 1
+
+    async def undelivered_results_for(self, job_id: int) -> list[ClipResult]:
+        """One job's results that are still pending or mid-delivery."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM results WHERE job_id = ? AND state IN (?, ?) ORDER BY id",
+            (job_id, str(ResultState.PENDING), str(ResultState.DELIVERING)),
+        )
+        return [result_from_row(row) for row in rows]
+
+    async def undelivered_results(self) -> list[ClipResult]:
+        """Results still to post after a restart: pending or mid-delivery, of jobs that were not cancelled."""
+        rows = await self._db.fetchall(
+            "SELECT r.* FROM results r JOIN jobs j ON j.id = r.job_id "
+            "WHERE r.state IN (?, ?) AND j.state != ? ORDER BY r.id",
+            (str(ResultState.PENDING), str(ResultState.DELIVERING), str(JobState.CANCELLED)),
+        )
+        return [result_from_row(row) for row in rows]
+
+    # -- receipts and kv -----------------------------------------------------------------------------------------
+
+    async def record_receipt(self, key: str, task_uuid: str) -> bool:
+        """Remember a webhook delivery; False if this key was seen before (a duplicate)."""
+        count = await self._db.execute(
+            "INSERT OR IGNORE INTO webhook_receipts (key, task_uuid, received_at) VALUES (?, ?, ?)",
+            (key, task_uuid, self._now()),
+        )
+        return count == 1
+
+    async def get_kv(self, key: str) -> str | None:
+        row = await self._db.fetchone("SELECT value FROM kv WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    async def set_kv(self, key: str, value: str) -> None:
+        await self._db.execute(
+            "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    async def set_kv_if_absent(self, key: str, value: str) -> str:
+        """Store `value` unless the key exists; return what is stored (first writer wins, e.g. webhook secret)."""
+        async with self._db.transaction() as conn:
+            await write(conn, "INSERT OR IGNORE INTO kv (key, value) VALUES (?, ?)", (key, value))
+            row = await fetch_one(conn, "SELECT value FROM kv WHERE key = ?", (key,))
+        assert row is not None
+        return str(row[0])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 
@@ -214,10 +215,37 @@ class _PlainSecretEnv(PydanticBaseSettingsSource):
 def _format_error(err: ValidationError, origin: str) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"]) or "config"
+    env_name = _env_name(first["loc"])
+    if env_name is not None:
+        origin = env_name  # the bad value came from the environment, not the file
     if first["type"] == "extra_forbidden":
         return f"{origin}: unknown key {loc!r}; see config.example.toml for the keys there are"
     msg = first["msg"].removeprefix("Value error, ")
     return f"{origin}: {loc}: {msg}"
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str | None:
+    """The environment variable that set the value at `loc`, if one did."""
+    for env, target in SECRET_ENV.items():
+        if tuple(loc[:2]) == target and os.environ.get(env):
+            return env
+    for depth in range(len(loc), 0, -1):
+        name = "HAILUO_" + "__".join(str(p) for p in loc[:depth]).upper()
+        for key in os.environ:
+            if key.upper() == name:
+                return key
+    return None
+
+
+def _bad_json_env() -> str:
+    """Name the HAILUO_* variable whose list or table value does not parse (pydantic-settings does not say)."""
+    for key, value in os.environ.items():
+        if key.upper().startswith("HAILUO_") and value.lstrip()[:1] in ("[", "{"):
+            try:
+                json.loads(value)
+            except ValueError:
+                return key
+    return "environment"
 
 
 def load_settings(path: Path | None = None, *, overrides: dict[str, Any] | None = None) -> tuple[Settings, str]:
@@ -245,4 +273,6 @@ def load_settings(path: Path | None = None, *, overrides: dict[str, Any] | None 
             settings = settings.model_copy(update=overrides)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, str(path) if path else "environment")) from None
+    except SettingsError:  # e.g. HAILUO_DISCORD__DEV_GUILD_IDS that is not valid JSON
+        raise ConfigError(f"{_bad_json_env()}: not valid JSON; a list is written like '[1, 2]'") from None
     return settings, source

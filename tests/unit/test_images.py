@@ -1,0 +1,143 @@
+"""Frame image checks with real images made by Pillow."""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+import zlib
+
+import pytest
+from PIL import Image
+
+from bot.errors import InputError
+from bot.images import check_image, read_image, sniff_mime, to_data_uri
+from bot.settings import ImageSettings
+
+CFG = ImageSettings()
+
+
+def make(fmt: str, size: tuple[int, int] = (640, 360), mode: str = "RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, (200, 80, 40)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("fmt", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")])
+async def test_accepts_png_jpeg_webp(fmt: str, mime: str) -> None:
+    data = make(fmt)
+    img = await read_image("frame.bin", data, CFG)  # the name says nothing: the bytes decide
+    assert (img.filename, img.mime, img.width, img.height) == ("frame.bin", mime, 640, 360)
+    assert img.data == data
+
+
+def test_accepts_edge_sizes_and_aspects() -> None:
+    assert check_image("a.png", make("PNG", (300, 300)), CFG).width == 300
+    assert check_image("b.png", make("PNG", (750, 300)), CFG).width == 750  # exactly 2.5:1
+    assert check_image("c.png", make("PNG", (300, 750)), CFG).height == 750  # exactly 1:2.5
+
+
+def test_gif_refused_by_content_even_when_named_png() -> None:
+    with pytest.raises(InputError) as err:
+        check_image("cat.png", make("GIF"), CFG)
+    assert '"cat.png" is a GIF' in err.value.message
+    assert "PNG, JPEG or WEBP" in err.value.message
+
+
+def test_text_file_named_png_refused() -> None:
+    with pytest.raises(InputError) as err:
+        check_image("notes.png", b"hello, this is not a picture\n" * 10, CFG)
+    assert err.value.message == '"notes.png" is not an image we can read. Attach a PNG, JPEG or WEBP image.'
+
+
+def test_empty_file_refused() -> None:
+    with pytest.raises(InputError, match=r'"e\.png" is empty'):
+        check_image("e.png", b"", CFG)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_truncated_image_refused(fmt: str) -> None:
+    noisy = Image.frombytes("RGB", (800, 600), bytes(range(256)) * (800 * 600 * 3 // 256))
+    buf = io.BytesIO()
+    noisy.save(buf, format=fmt)
+    data = buf.getvalue()
+    with pytest.raises(InputError) as err:
+        check_image("cut.img", data[: len(data) // 2], CFG)
+    assert err.value.message.startswith(f'"cut.img" looks like a {fmt} but could not be read')
+
+
+def test_corrupted_png_chunk_refused() -> None:
+    data = bytearray(make("PNG"))
+    data[60] ^= 0xFF  # inside the image data: the CRC no longer matches
+    with pytest.raises(InputError, match="could not be read"):
+        check_image("bad.png", bytes(data), CFG)
+
+
+def test_too_small_names_size_and_rule() -> None:
+    with pytest.raises(InputError) as err:
+        check_image("tiny.jpg", make("JPEG", (200, 400)), CFG)
+    assert err.value.message == '"tiny.jpg" is 200×400 pixels; each side must be at least 300 pixels.'
+
+
+def test_too_large_dimensions() -> None:
+    cfg = ImageSettings(max_side=1000)
+    with pytest.raises(InputError, match=r"1200×600 pixels; each side must be at most 1000 pixels"):
+        check_image("big.png", make("PNG", (1200, 600)), cfg)
+
+
+def test_too_many_bytes_says_cap_in_mib() -> None:
+    cfg = ImageSettings(max_bytes=2 * 1024 * 1024)
+    data = make("PNG") + b"\0" * (2 * 1024 * 1024)  # size is checked before anything is decoded
+    with pytest.raises(InputError) as err:
+        check_image("huge.png", data, cfg)
+    assert err.value.message.startswith('"huge.png" is 2.1 MiB; images can be at most 2 MiB')
+
+
+@pytest.mark.parametrize(("size", "words"), [((1000, 300), "wide as it is tall"), ((300, 1000), "tall as it is wide")])
+def test_extreme_aspect_refused(size: tuple[int, int], words: str) -> None:
+    with pytest.raises(InputError) as err:
+        check_image("strip.webp", make("WEBP", size), CFG)
+    msg = err.value.message
+    assert f'"strip.webp" is {size[0]}×{size[1]} pixels, 3.33 times as {words}' in msg
+    assert "between 1:2.5 and 2.5:1" in msg
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A well-formed PNG header claiming a huge size, followed by a few bytes of pixel data."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 4096)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_refused_before_decoding() -> None:
+    # A header claiming 30000×30000 pixels: Pillow's own guard or the side limit refuses it, nothing is decoded.
+    with pytest.raises(InputError, match=r'"bomb\.png" has too many pixels to open safely'):
+        check_image("bomb.png", _png_claiming(30000, 30000), ImageSettings(max_side=100_000))
+    with pytest.raises(InputError, match="8000×8000 pixels; each side must be at most 4096 pixels"):
+        check_image("bomb.png", _png_claiming(8000, 8000), CFG)
+
+
+def test_long_or_odd_file_names_are_tidied() -> None:
+    with pytest.raises(InputError) as err:
+        check_image("x" * 200 + "\n.png", b"nope", CFG)
+    assert err.value.message.startswith('"' + "x" * 77 + '..." is not an image')
+
+
+def test_sniff_mime() -> None:
+    assert sniff_mime(make("PNG")) == "image/png"
+    assert sniff_mime(make("JPEG")) == "image/jpeg"
+    assert sniff_mime(make("WEBP")) == "image/webp"
+    assert sniff_mime(make("GIF")) is None
+    assert sniff_mime(b"RIFF\0\0\0\0WAVE") is None
+
+
+def test_data_uri_round_trips() -> None:
+    img = check_image("f.png", make("PNG"), CFG)
+    uri = to_data_uri(img)
+    head, _, body = uri.partition(",")
+    assert head == "data:image/png;base64"
+    assert base64.b64decode(body) == img.data

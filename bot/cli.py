@@ -25,10 +25,19 @@ EX_CONFIG = 78
 
 def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     default = None if top else argparse.SUPPRESS
-    parser.add_argument("--config", type=Path, default=default, metavar="PATH",
-                        help="TOML config file (default: config.toml if present)")
-    parser.add_argument("--dry-run", action="store_true", default=False if top else argparse.SUPPRESS,
-                        help="use the built-in Runware simulator: nothing is billed, no key needed")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default,
+        metavar="PATH",
+        help="TOML config file (default: config.toml if present)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="use the built-in Runware simulator: nothing is billed, no key needed",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,11 +76,15 @@ def _settings(args: argparse.Namespace) -> tuple[Settings, str]:
 def missing_secret(settings: Settings, *, need_discord: bool) -> str | None:
     """The one-line message for a missing token or key, or None."""
     if need_discord and not settings.discord.token.get_secret_value():
-        return ("DISCORD_TOKEN is not set: export DISCORD_TOKEN=<your bot token> (Discord Developer Portal → "
-                "your application → Bot → Reset Token), then start again")
+        return (
+            "DISCORD_TOKEN is not set: export DISCORD_TOKEN=<your bot token> (Discord Developer Portal → "
+            "your application → Bot → Reset Token), then start again"
+        )
     if not settings.dry_run and not settings.runware.api_key.get_secret_value():
-        return ("RUNWARE_API_KEY is not set: export RUNWARE_API_KEY=<key from runware.ai → API Keys>, "
-                "or add --dry-run to try the bot on the built-in simulator")
+        return (
+            "RUNWARE_API_KEY is not set: export RUNWARE_API_KEY=<key from runware.ai → API Keys>, "
+            "or add --dry-run to try the bot on the built-in simulator"
+        )
     return None
 
 
@@ -83,8 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), EX_CONFIG)
     from bot.logs import setup_logging
 
-    secrets = [settings.discord.token.get_secret_value(), settings.runware.api_key.get_secret_value(),
-               settings.webhook.secret.get_secret_value()]
+    secrets = [
+        settings.discord.token.get_secret_value(),
+        settings.runware.api_key.get_secret_value(),
+        settings.webhook.secret.get_secret_value(),
+    ]
     setup_logging(settings.logging, secrets=[s for s in secrets if s])
     log.info("configuration: %s", source)
     command = args.command

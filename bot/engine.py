@@ -28,7 +28,7 @@ from bot.webhook import WebhookDeps, WebhookServer, webhook_url
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_SECRET_KEY = "webhook_secret"
+WEBHOOK_SECRET_KEY = "webhook_secret"  # noqa: S105 - the kv key, not a secret
 DRY_RUN_PROCESSING_SECONDS = 4.0
 
 

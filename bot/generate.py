@@ -149,7 +149,7 @@ async def _wait(engine: Engine, job: Job, sink: FileSink) -> int:
         elapsed = asyncio.get_running_loop().time() - started
         line = f"generating {current.task_uuid[:8]}… {elapsed:4.0f}s"
         print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
-        if (elapsed > engine.settings.runware.max_wait):
+        if elapsed > engine.settings.runware.max_wait:
             await engine.tracker.expire(current)
             continue
         await asyncio.sleep(interval)
@@ -163,6 +163,7 @@ async def _wait(engine: Engine, job: Job, sink: FileSink) -> int:
     if not sink.saved:
         raise UserFacingError("no clip could be downloaded")
     total = format_usd(final.cost_micros) if final.cost_micros is not None else "not reported"
-    print(f"done: {len(sink.saved)} clip(s), total cost {total}{' (simulated)' if final.dry_run else ''}",
-          file=sys.stderr)
+    print(
+        f"done: {len(sink.saved)} clip(s), total cost {total}{' (simulated)' if final.dry_run else ''}", file=sys.stderr
+    )
     return 0

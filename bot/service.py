@@ -14,7 +14,6 @@ from pydantic import ValidationError
 
 from bot.crashpoints import crash_point
 from bot.errors import InputError, NotAllowed, NotFound, Paused, UserFacingError
-from bot.images import to_data_uri
 from bot.models import ImageInput, Job, JobState, Payer, SafetyMode
 from bot.policy import (
     ALLOWED_DURATIONS,
@@ -132,6 +131,8 @@ class VideoService:
         self._clock = clock
         self._prices = price_table_micros(settings.pricing)
         self._inflight: set[int] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.accepting = True
 
     # -- planning (no writes) ------------------------------------------------------------------------------------
@@ -226,7 +227,7 @@ class VideoService:
 
     async def submit(self, job: Job, plan: JobPlan) -> Job:
         """Upload frame images, store the exact task, submit it. Raises JobRejected if Runware refuses it."""
-        self._inflight.add(job.id)
+        self._begin(job.id)
         try:
             try:
                 frames = list(plan.frames)
@@ -239,7 +240,7 @@ class VideoService:
             await self._jobs.set_params(job.id, {**(job.params_dict()), "task": task})
             return await self._submit_stored(job, task)
         finally:
-            self._inflight.discard(job.id)
+            self._end(job.id)
 
     async def _submit_stored(self, job: Job, task: dict[str, Any]) -> Job:
         try:
@@ -342,13 +343,13 @@ class VideoService:
                     log.info("job=%s task=%s was already at Runware; tracking it", job.id, job.task_uuid)
                     await self._tracker.sink.job_submitted(await self._jobs.get(job.id) or job)
                 continue
-            self._inflight.add(job.id)
+            self._begin(job.id)
             try:
                 await self._submit_stored(job, task)
             except UserFacingError as exc:
                 log.info("job=%s recovery submit: %s", job.id, exc.message)
             finally:
-                self._inflight.discard(job.id)
+                self._end(job.id)
 
     # -- follow-ups on an existing job ---------------------------------------------------------------------------
 
@@ -395,5 +396,13 @@ class VideoService:
         """Stop taking new jobs and wait (bounded) for submits in flight to be written."""
         self.accepting = False
         async with asyncio.timeout(timeout):
-            while self._inflight:
-                await asyncio.sleep(0.05)
+            await self._idle.wait()
+
+    def _begin(self, job_id: int) -> None:
+        self._inflight.add(job_id)
+        self._idle.clear()
+
+    def _end(self, job_id: int) -> None:
+        self._inflight.discard(job_id)
+        if not self._inflight:
+            self._idle.set()

@@ -147,7 +147,9 @@ class JobTracker:
         if status.not_found:
             self._not_found[job.id] += 1
             if self._not_found[job.id] >= NOT_FOUND_STRIKES:
-                await self._fail(job, "Runware no longer knows this job, so it can't be finished. You were not charged.")
+                await self._fail(
+                    job, "Runware no longer knows this job, so it can't be finished. You were not charged."
+                )
             return
         self._not_found.pop(job.id, None)
         for item in status.successes:
@@ -262,8 +264,7 @@ class JobTracker:
             if job.state is not JobState.SUCCEEDED:
                 return
             results = [
-                r for r in await self._jobs.results(job.id)
-                if r.state in (ResultState.PENDING, ResultState.DELIVERING)
+                r for r in await self._jobs.results(job.id) if r.state in (ResultState.PENDING, ResultState.DELIVERING)
             ]
             if not results:
                 return

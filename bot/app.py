@@ -1,0 +1,166 @@
+"""HailuoBot: wires the core into discord.py. setup_hook opens everything; close() shuts it down backwards."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import discord
+import yarl
+from discord.ext import commands
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from bot.delivery import ClipDelivery
+from bot.engine import Engine
+from bot.errors import UserFacingError
+from bot.flow import VideoFlow
+from bot.settings import Settings
+from bot.status import StatusReporter
+from bot.tree import HailuoTree
+from bot.views import JobButton
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS: tuple[str, ...] = ("cogs.video", "cogs.usage", "cogs.limits", "cogs.admin")
+DISCORD_REST_BASE = Route.BASE
+SHUTDOWN_DRAIN_SECONDS = 20.0
+
+
+def point_at(api_base: str) -> None:
+    """Send every REST request to `api_base` (a REST proxy, or the loopback Discord of the tests)."""
+    Route.BASE = api_base.rstrip("/") if api_base else DISCORD_REST_BASE
+
+
+class HailuoBot(commands.Bot):
+    def __init__(self, settings: Settings) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # channels, threads, roles; interactions carry the member, so no privileged intents
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            tree_cls=HailuoTree,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.settings = settings
+        self.flow = VideoFlow(self)
+        self._engine: Engine | None = None
+        self._delivery: ClipDelivery | None = None
+        self.ready_once = asyncio.Event()
+        point_at(settings.discord.api_base)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("the engine starts in setup_hook")
+        return self._engine
+
+    @property
+    def delivery(self) -> ClipDelivery:
+        if self._delivery is None:
+            raise RuntimeError("delivery starts in setup_hook")
+        return self._delivery
+
+    async def login(self, token: str) -> None:
+        await super().login(token)
+        if self.settings.discord.api_base:
+            # Behind a REST proxy or in tests the gateway URL comes from {api_base}/gateway/bot, never the default.
+            _, url, _ = await self.http.get_bot_gateway()
+            DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+            log.info("gateway from %s/gateway/bot: %s", self.settings.discord.api_base, url)
+
+    async def setup_hook(self) -> None:
+        engine = Engine(self.settings, extra_health=self._discord_health)
+        self._engine = engine
+        await engine.start()
+        status = StatusReporter(self, engine.jobs, interval=self.settings.delivery.status_edit_interval)
+        self._delivery = ClipDelivery(self, self.settings, engine.jobs, status, engine.runware.http)
+        engine.tracker.sink = self._delivery
+        self.add_dynamic_items(JobButton)
+        for ext in EXTENSIONS:
+            try:
+                await self.load_extension(ext)
+            except commands.ExtensionError:
+                log.exception("extension %s failed to load; skipping it", ext)
+        await self._sync_commands()
+        await engine.start_tracking()
+
+    async def _sync_commands(self) -> None:
+        guild_ids = self.settings.discord.dev_guild_ids
+        try:
+            if guild_ids:
+                for gid in guild_ids:
+                    guild = discord.Object(gid)
+                    self.tree.copy_global_to(guild=guild)
+                    synced = await self.tree.sync(guild=guild)
+                    log.info("synced %d commands to server %s", len(synced), gid)
+            else:
+                synced = await self.tree.sync()
+                log.info("synced %d global commands (they can take a while to appear)", len(synced))
+        except discord.HTTPException as exc:
+            log.error("command sync failed: %s", exc)
+
+    async def on_ready(self) -> None:
+        log.info(
+            "ready as %s in %d server(s)%s", self.user, len(self.guilds), " — DRY RUN" if self.settings.dry_run else ""
+        )
+        self.ready_once.set()
+
+    async def _discord_health(self) -> dict[str, bool]:
+        return {"discord": self.is_ready() and not self.is_closed()}
+
+    async def close(self) -> None:
+        """Stop new jobs, finish durable writes in flight, close the core, then Discord."""
+        for ext in list(self.extensions):
+            try:
+                await self.unload_extension(ext)
+            except commands.ExtensionError:
+                log.exception("unloading %s failed", ext)
+        if self._engine is not None:
+            await self._engine.close(SHUTDOWN_DRAIN_SECONDS)
+        await super().close()
+
+
+async def _run(settings: Settings) -> int:
+    bot = HailuoBot(settings)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # non-POSIX
+            loop.add_signal_handler(sig, stop.set)
+    token = settings.discord.token.get_secret_value()
+    async with bot:
+        runner = asyncio.create_task(bot.start(token), name="discord")
+        stopper = asyncio.create_task(stop.wait(), name="signals")
+        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done:
+            log.info("signal received: stopping new jobs and shutting down cleanly")
+            await bot.close()
+            await asyncio.gather(runner, return_exceptions=True)
+        else:
+            stopper.cancel()
+            exc = runner.exception()
+            if isinstance(exc, discord.LoginFailure):
+                raise UserFacingError(
+                    "Discord refused DISCORD_TOKEN: reset the token in the Developer Portal "
+                    "(your application → Bot) and set it again"
+                )
+            if isinstance(exc, discord.PrivilegedIntentsRequired):
+                raise UserFacingError(
+                    "Discord refused the gateway intents; check the bot's settings in the Developer Portal"
+                )
+            if exc is not None:
+                raise exc
+    log.info("shut down cleanly")
+    return 0
+
+
+def run_bot(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; return the process exit code."""
+    return asyncio.run(_run(settings))
+
+
+__all__ = ["EXTENSIONS", "HailuoBot", "point_at", "run_bot"]

@@ -1,0 +1,66 @@
+"""/video: one job from a prompt and optional first/last frame images."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+if TYPE_CHECKING:
+    from bot.app import HailuoBot
+
+RESOLUTION_CHOICES = [
+    app_commands.Choice(name="768p (1366×768)", value="768p"),
+    app_commands.Choice(name="1080p (1920×1080, 6 s only)", value="1080p"),
+]
+DURATION_CHOICES = [
+    app_commands.Choice(name="6 seconds", value=6),
+    app_commands.Choice(name="10 seconds (768p only)", value=10),
+]
+
+
+class VideoCog(commands.Cog):
+    def __init__(self, bot: HailuoBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="video", description="Make a short cinematic clip from a prompt and optional frames")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        prompt="What happens in the clip (2–2000 characters)",
+        first_frame="Image the clip starts from (PNG, JPEG or WEBP)",
+        last_frame="Image the clip ends on (PNG, JPEG or WEBP)",
+        resolution="768p or 1080p (server default if left out)",
+        duration="Length in seconds: 6, or 10 at 768p",
+        variations="How many different clips to make at once",
+        prompt_optimizer="Let MiniMax rewrite the prompt (less reproducible)",
+    )
+    @app_commands.choices(resolution=RESOLUTION_CHOICES)
+    @app_commands.choices(duration=DURATION_CHOICES)
+    async def video(
+        self,
+        interaction: discord.Interaction[HailuoBot],
+        prompt: str,
+        first_frame: discord.Attachment | None = None,
+        last_frame: discord.Attachment | None = None,
+        resolution: app_commands.Choice[str] | None = None,
+        duration: app_commands.Choice[int] | None = None,
+        variations: app_commands.Range[int, 1, 20] | None = None,
+        prompt_optimizer: bool | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.bot.flow.video(
+            interaction,
+            prompt=prompt,
+            first_frame=first_frame,
+            last_frame=last_frame,
+            resolution=resolution.value if resolution else None,
+            duration=duration.value if duration else None,
+            variations=variations,
+            prompt_optimizer=prompt_optimizer,
+        )
+
+
+async def setup(bot: HailuoBot) -> None:
+    await bot.add_cog(VideoCog(bot))

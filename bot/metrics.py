@@ -224,9 +224,9 @@ class Metrics(Registry):
         self.webhooks = self.register(
             Counter(
                 "hailuo_webhooks_total",
-                "Webhook calls by reason: ok (accepted) or why rejected (bad_secret, unknown_task, bad_json, "
-                "too_large).",
-                ["reason"],
+                "Webhook calls by outcome: ok, duplicate (accepted) or why refused (bad_secret, unknown_task, "
+                "bad_json, too_large).",
+                ["outcome"],
             )
         )
         self.deliveries = self.register(

@@ -126,8 +126,8 @@ async def test_bot_metrics_render_and_parse() -> None:
     m.watch_jobs(count_by_state)
     m.runware_requests.inc(task_type="videoInference", outcome="ok")
     m.runware_latency.observe(0.12, task_type="getResponse")
-    m.webhooks.inc(reason="ok")
-    m.webhooks.inc(reason="bad_secret")
+    m.webhooks.inc(outcome="ok")
+    m.webhooks.inc(outcome="bad_secret")
     m.deliveries.inc(outcome="attachment")
     m.spend_micros.inc(490_000, mode="real")
 
@@ -147,7 +147,7 @@ async def test_bot_metrics_render_and_parse() -> None:
     assert got[("hailuo_runware_request_duration_seconds_count", (("task_type", "getResponse"),))] == 1
     assert got[("hailuo_runware_request_duration_seconds_bucket", (("le", "0.25"), ("task_type", "getResponse")))] == 1
     assert got[("hailuo_runware_request_duration_seconds_bucket", (("le", "0.1"), ("task_type", "getResponse")))] == 0
-    assert got[("hailuo_webhooks_total", (("reason", "bad_secret"),))] == 1
+    assert got[("hailuo_webhooks_total", (("outcome", "bad_secret"),))] == 1
     assert got[("hailuo_deliveries_total", (("outcome", "attachment"),))] == 1
     assert got[("hailuo_deliveries_total", (("outcome", "duplicate_avoided"),))] == 0  # present before any
     assert got[("hailuo_spend_micros_total", (("mode", "real"),))] == 490_000
@@ -172,5 +172,5 @@ async def test_failed_collector_is_logged_not_fatal(caplog: pytest.LogCaptureFix
 
 def test_instances_do_not_share_state() -> None:
     a, b = Metrics(), Metrics()
-    a.webhooks.inc(reason="ok")
-    assert b.webhooks.value(reason="ok") == 0
+    a.webhooks.inc(outcome="ok")
+    assert b.webhooks.value(outcome="ok") == 0

@@ -126,7 +126,7 @@ class Engine:
             clock=self._clock,
         )
         self.tracker.before_sweep = self.service.recover_reserved
-        self.metrics.add_collector(self._collect)
+        self.metrics.watch_jobs(self.jobs.counts_by_state)
 
         if self._serve_webhooks:
             deps = WebhookDeps(
@@ -167,11 +167,6 @@ class Engine:
         logs.add_secret(made)
         log.warning("WEBHOOK_SECRET is not set: generated one and kept it in the database so webhooks survive restarts")
         return made
-
-    async def _collect(self) -> None:
-        counts = await self.jobs.counts_by_state()
-        for state, n in counts.items():
-            self.metrics.jobs.set(n, state=state)
 
     async def health(self) -> dict[str, bool]:
         checks: dict[str, bool] = {}

@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot.crashpoints import crash_point
-from bot.metrics import Metrics
+from bot.metrics import CONTENT_TYPE, Metrics
 from bot.runware.models import ResponseEnvelope
 from bot.store.jobs import JobStore
 from bot.tracker import JobTracker
@@ -111,7 +111,7 @@ async def handle_health(request: web.Request) -> web.Response:
 async def handle_metrics(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     text = await deps.metrics.render()
-    return web.Response(text=text, content_type="text/plain", charset="utf-8", headers={"X-Content-Version": "0.0.4"})
+    return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
 def create_webhook_app(deps: WebhookDeps) -> web.Application:

@@ -1,0 +1,382 @@
+"""Thin Runware REST client: one aiohttp session, a timeout on every call, and a submit that never doubles a task.
+
+Every call is `POST {base_url}` with a JSON array of tasks (RUNWARE.md §1). Bodies are read whatever the status;
+per-task errors are classified by code first, the HTTP status only as a fallback (§1.2, §7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiohttp
+from pydantic import ValidationError
+
+from bot.runware.errors import TRANSIENT_KINDS, ErrorKind, RunwareError, RunwareUnavailable, classify
+from bot.runware.models import (
+    AccountDetails,
+    AccountManagementTask,
+    GetResponseTask,
+    ImageUploadResult,
+    ImageUploadTask,
+    ResponseEnvelope,
+    RunwareErrorItem,
+    TaskAck,
+    TaskStatus,
+    VideoInferenceTask,
+    VideoResultItem,
+    new_task_uuid,
+)
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
+
+__all__ = ["RunwareClient", "RunwareStats", "TaskStatus"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Tasks = list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class RunwareStats:
+    """Counters for metrics: POSTs by taskType, raised errors by kind, total seconds spent in requests."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    request_seconds: float = 0.0
+
+
+class RunwareClient:
+    """Runware over REST. Owns the one `aiohttp.ClientSession` unless one is injected; `http` lends it out."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        timeout: float = 30.0,
+        batch_size: int = 50,
+        max_attempts: int = 3,
+        backoff: float = 1.0,
+        session: aiohttp.ClientSession | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if batch_size < 1 or max_attempts < 1:
+            raise ValueError("batch_size and max_attempts must be at least 1")
+        self._base_url = base_url
+        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._session = session
+        self._owns_session = False
+        self.stats = RunwareStats()
+        self._metrics = metrics
+
+    def __repr__(self) -> str:  # never show the key
+        return f"RunwareClient(base_url={self._base_url!r})"
+
+    async def start(self) -> None:
+        """Open the session (unless one was injected)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+            self._owns_session = True
+
+    async def close(self) -> None:
+        """Close the session if this client opened it; an injected one belongs to its owner."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+            self._owns_session = False
+
+    async def __aenter__(self) -> RunwareClient:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The shared session, lent to clip downloads. Borrowers never close it."""
+        if self._session is None or self._session.closed:
+            raise RuntimeError("RunwareClient is not started")
+        return self._session
+
+    # ------------------------------------------------------------------------------------------------ public API
+
+    async def upload_image(self, data: bytes, mime: str) -> str:
+        """Upload an image as a data URI and return its imageUUID, usable as a frame image."""
+        uri = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+        def build() -> Tasks:
+            return [ImageUploadTask(task_uuid=new_task_uuid(), image=uri).to_wire()]
+
+        def read(tasks: Tasks, status: int, env: ResponseEnvelope) -> str:
+            item = self._single_item(tasks, status, env)
+            return ImageUploadResult.model_validate(item).image_uuid
+
+        return await self._counted(self._call(build, read))
+
+    async def account_details(self) -> AccountDetails:
+        """Balance and organisation details (`accountManagement getDetails`), for `doctor`."""
+
+        def build() -> Tasks:
+            return [AccountManagementTask(task_uuid=new_task_uuid()).to_wire()]
+
+        def read(tasks: Tasks, status: int, env: ResponseEnvelope) -> AccountDetails:
+            return AccountDetails.model_validate(self._single_item(tasks, status, env))
+
+        return await self._counted(self._call(build, read))
+
+    async def submit(self, task: VideoInferenceTask) -> None:
+        """Submit with async delivery. Returns once Runware holds the task; raises RunwareError when refused.
+
+        After an ambiguous outcome the task is looked up with getResponse before any retry, and a retry reuses the
+        same taskUUID, so Runware never runs it twice (RUNWARE.md §3.5).
+        """
+        await self._counted(self._submit(task))
+
+    async def get_responses(self, task_uuids: Sequence[str]) -> dict[str, TaskStatus]:
+        """The current state of each task, asking for `batch_size` tasks per POST."""
+        unique = list(dict.fromkeys(task_uuids))
+        out: dict[str, TaskStatus] = {}
+        for start in range(0, len(unique), self._batch_size):
+            batch = unique[start : start + self._batch_size]
+
+            def build(batch: list[str] = batch) -> Tasks:
+                return [GetResponseTask(task_uuid=uuid).to_wire() for uuid in batch]
+
+            out.update(await self._counted(self._call(build, self._read_statuses)))
+        return out
+
+    # ------------------------------------------------------------------------------------------------- submit
+
+    async def _submit(self, task: VideoInferenceTask) -> None:
+        uuid = task.task_uuid
+        wire = task.to_wire()
+        last: RunwareUnavailable | None = None
+        for attempt in range(self._max_attempts):
+            if attempt:
+                await asyncio.sleep(self._delay(attempt))
+            try:
+                await self._submit_once(uuid, wire)
+                log.debug("task=%s accepted by Runware", uuid)
+                return
+            except RunwareUnavailable as exc:
+                last = exc
+                log.warning("task=%s submit had no clear answer (%s); looking it up before any retry", uuid, exc)
+            except RunwareError as exc:
+                if exc.kind is ErrorKind.CONFLICT:
+                    log.info("task=%s: Runware already holds this taskUUID (conflictTaskUUID); accepted", uuid)
+                    return
+                raise
+            try:
+                exists = await self._task_exists(uuid)
+            except RunwareUnavailable as exc:
+                raise RunwareUnavailable(
+                    f"the submit's outcome is unknown: getResponse failed too ({exc})",
+                    kind=exc.kind,
+                    code=exc.code,
+                    http_status=exc.http_status,
+                    task_uuid=uuid,
+                ) from None
+            if exists:
+                log.info("task=%s: getResponse knows the task; the earlier submit arrived", uuid)
+                return
+            log.info("task=%s: getResponse does not know the task; submitting again with the same taskUUID", uuid)
+        raise RunwareUnavailable(
+            f"Runware did not accept the task after {self._max_attempts} attempts ({last})",
+            kind=last.kind if last else ErrorKind.SERVER_ERROR,
+            code=last.code if last else "unavailable",
+            http_status=last.http_status if last else None,
+            task_uuid=uuid,
+            maybe_accepted=False,
+        )
+
+    async def _submit_once(self, uuid: str, wire: dict[str, Any]) -> None:
+        status, env = await self._post([wire])
+        errors = env.errors_for(uuid)
+        if errors:
+            error = RunwareError.from_item(errors[0], status)
+            if error.transient:
+                raise RunwareUnavailable(error.message, kind=error.kind, code=error.code, http_status=status)
+            raise error
+        for item in env.items_for(uuid):
+            TaskAck.model_validate(item)
+            return
+        raise RunwareUnavailable("the answer held no acknowledgement for the task", http_status=status)
+
+    async def _task_exists(self, uuid: str) -> bool:
+        def build() -> Tasks:
+            return [GetResponseTask(task_uuid=uuid).to_wire()]
+
+        statuses = await self._call(build, self._read_statuses)
+        return not statuses[uuid].not_found
+
+    # ------------------------------------------------------------------------------------------------ reading
+
+    def _read_statuses(self, tasks: Tasks, status: int, env: ResponseEnvelope) -> dict[str, TaskStatus]:
+        out: dict[str, TaskStatus] = {}
+        for task in tasks:
+            uuid = str(task["taskUUID"])
+            result = TaskStatus(task_uuid=uuid)
+            seen: set[str] = set()
+            for raw in env.items_for(uuid):
+                try:
+                    item = VideoResultItem.model_validate(raw)
+                except ValidationError:
+                    log.warning("task=%s: skipped a result item that does not parse", uuid)
+                    continue
+                if item.status == "error":
+                    inline = item.error
+                    result.errors.append(
+                        RunwareErrorItem(
+                            code=inline.code if inline else "unknown",
+                            message=inline.message if inline else "",
+                            task_type=item.task_type,
+                            task_uuid=uuid,
+                            status="error",
+                        )
+                    )
+                    continue
+                if item.video_uuid is not None:
+                    if item.video_uuid in seen:
+                        continue
+                    seen.add(item.video_uuid)
+                result.items.append(item)
+            not_found = False
+            for error in env.errors_for(uuid):
+                kind = classify(error.code, None)
+                if error.status != "error" and kind in TRANSIENT_KINDS:
+                    raise RunwareUnavailable(f"getResponse: {error.code}", kind=kind, code=error.code)
+                if error.status != "error" and kind is ErrorKind.NOT_FOUND:
+                    not_found = True
+                    continue
+                result.errors.append(error)
+            result.not_found = not_found and not result.items and not result.errors
+            out[uuid] = result
+        return out
+
+    def _single_item(self, tasks: Tasks, status: int, env: ResponseEnvelope) -> dict[str, Any]:
+        uuid = str(tasks[0]["taskUUID"])
+        errors = env.errors_for(uuid)
+        if errors:
+            error = RunwareError.from_item(errors[0], status)
+            if error.transient:
+                raise RunwareUnavailable(error.message, kind=error.kind, code=error.code, http_status=status)
+            raise error
+        items = env.items_for(uuid) or [item for item in env.data if "taskUUID" not in item]
+        if not items:
+            raise RunwareUnavailable("the answer held no result for the task", http_status=status)
+        return items[0]
+
+    # ---------------------------------------------------------------------------------------------- transport
+
+    def _delay(self, attempt: int) -> float:
+        return float(self._backoff * 2 ** (attempt - 1))
+
+    async def _counted(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except RunwareError as exc:
+            self.stats.errors[str(exc.kind)] += 1
+            raise
+
+    async def _call(self, build: Callable[[], Tasks], read: Callable[[Tasks, int, ResponseEnvelope], T]) -> T:
+        """POST, read, and retry transient failures with backoff. Only for calls that are safe to repeat."""
+        last: RunwareUnavailable | None = None
+        for attempt in range(self._max_attempts):
+            if attempt:
+                await asyncio.sleep(self._delay(attempt))
+            tasks = build()
+            try:
+                status, env = await self._post(tasks)
+                return read(tasks, status, env)
+            except RunwareUnavailable as exc:
+                last = exc
+                kind = tasks[0]["taskType"]
+                log.warning("Runware %s failed (%s); attempt %d of %d", kind, exc, attempt + 1, self._max_attempts)
+        assert last is not None
+        raise last
+
+    async def _post(self, tasks: Tasks) -> tuple[int, ResponseEnvelope]:
+        """One POST. Raises for request-level failures; per-task errors are left in the envelope."""
+        task_type = str(tasks[0].get("taskType", "?"))
+        self.stats.requests[task_type] += 1
+        started = time.monotonic()
+        outcome = "ok"
+        try:
+            status, env = await self._post_once(tasks)
+            if env.errors:
+                outcome = "rejected"
+            return status, env
+        except RunwareUnavailable as exc:
+            outcome = "timeout" if exc.code == "clientTimeout" else "unavailable"
+            raise
+        except RunwareError:
+            outcome = "rejected"
+            raise
+        finally:
+            elapsed = time.monotonic() - started
+            self.stats.request_seconds += elapsed
+            if self._metrics is not None:
+                self._metrics.runware_requests.inc(task_type=task_type, outcome=outcome)
+                self._metrics.runware_latency.observe(elapsed, task_type=task_type)
+
+    async def _post_once(self, tasks: Tasks) -> tuple[int, ResponseEnvelope]:
+        try:
+            async with self.http.post(self._base_url, json=tasks, headers=self._headers, timeout=self._timeout) as r:
+                status = r.status
+                raw = await r.read()
+        except TimeoutError:
+            raise RunwareUnavailable(f"no answer within {self._timeout.total:g} s", code="clientTimeout") from None
+        except aiohttp.ClientError as exc:
+            raise RunwareUnavailable(f"connection failed ({type(exc).__name__})", code="connectionError") from None
+        env = _envelope(raw)
+        transient_status = status in (408, 429) or status >= 500
+        if env is None:
+            if status == 401:
+                raise RunwareError(
+                    ErrorKind.AUTHENTICATION, "invalidApiKey", "API key refused", parameter="apiKey", http_status=status
+                )
+            if transient_status or 200 <= status < 300:
+                kind = ErrorKind.RATE_LIMITED if status == 429 else ErrorKind.SERVER_ERROR
+                raise RunwareUnavailable("no readable JSON in the answer", kind=kind, code="noBody", http_status=status)
+            raise RunwareError(classify(None, status), f"http{status}", "no readable JSON", http_status=status)
+        ours = {task.get("taskUUID") for task in tasks}
+        general = [e for e in env.errors if e.task_uuid not in ours]
+        answered = any(item.get("taskUUID") in ours for item in env.data) or len(general) < len(env.errors)
+        if general and not answered:
+            error = RunwareError.from_item(general[0], status)
+            if error.transient:
+                raise RunwareUnavailable(error.message, kind=error.kind, code=error.code, http_status=status)
+            raise error
+        if not env.errors and not 200 <= status < 300:
+            if transient_status:
+                kind = ErrorKind.RATE_LIMITED if status == 429 else ErrorKind.SERVER_ERROR
+                raise RunwareUnavailable(f"HTTP {status}", kind=kind, code=f"http{status}", http_status=status)
+            raise RunwareError(classify(None, status), f"http{status}", f"HTTP {status}", http_status=status)
+        return status, env
+
+
+def _envelope(raw: bytes) -> ResponseEnvelope | None:
+    if not raw.strip():
+        return None
+    try:
+        return ResponseEnvelope.model_validate(json.loads(raw))
+    except (ValueError, ValidationError):  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None

@@ -24,7 +24,7 @@ pytest_plugins = ["tests.conftest_runware"]
 
 async def test_submit_then_poll_to_success(sim: RunwareSimulator, client: RunwareClient) -> None:
     task = video_task(number_results=2)
-    assert await client.submit(task) is None
+    await client.submit(task)  # returns None once Runware acknowledged the task
     assert sim.requests[-1].tasks == [task.to_wire()]
     assert sim.requests[-1].status == 200
 

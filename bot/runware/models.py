@@ -354,13 +354,18 @@ class VideoResultItem(WireResponse):
     task_type: str = "videoInference"
     task_uuid: str
     status: Literal["processing", "success", "error"]
-    progress: float | None = None
+    progress: int | None = None  # 0–100, only while processing; fractions are rounded
     video_uuid: str | None = None
     video_url: str | None = None
     seed: int | None = None
     cost: float | None = None
     nsfw_content: bool | None = Field(None, alias="NSFWContent")
     error: InlineError | None = None
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _progress(cls, value: Any) -> Any:
+        return round(value) if isinstance(value, float) else value
 
     @model_validator(mode="before")
     @classmethod

@@ -254,6 +254,7 @@ def test_video_result_statuses() -> None:
         {"taskType": "videoInference", "taskUUID": t, "status": "processing", "progress": 40}
     )
     assert processing.progress == 40 and processing.video_url is None
+    assert VideoResultItem.model_validate({"taskUUID": t, "status": "processing", "progress": 39.6}).progress == 40
     inline = VideoResultItem.model_validate(
         {"taskUUID": t, "status": "error", "error": {"code": "timeoutProvider", "message": "slow"}}
     )

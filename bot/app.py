@@ -35,7 +35,7 @@ def point_at(api_base: str) -> None:
 
 
 class HailuoBot(commands.Bot):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, guild_ready_timeout: float = 2.0) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # channels, threads, roles; interactions carry the member, so no privileged intents
         super().__init__(
@@ -44,6 +44,7 @@ class HailuoBot(commands.Bot):
             tree_cls=HailuoTree,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            guild_ready_timeout=guild_ready_timeout,
         )
         self.settings = settings
         self.flow = VideoFlow(self)
@@ -64,13 +65,14 @@ class HailuoBot(commands.Bot):
             raise RuntimeError("delivery starts in setup_hook")
         return self._delivery
 
-    async def login(self, token: str) -> None:
-        await super().login(token)
+    async def connect(self, *, reconnect: bool = True) -> None:
         if self.settings.discord.api_base:
             # Behind a REST proxy or in tests the gateway URL comes from {api_base}/gateway/bot, never the default.
+            # discord.py falls back to DEFAULT_GATEWAY after an invalidated session, so that is what is set.
             _, url, _ = await self.http.get_bot_gateway()
             DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
             log.info("gateway from %s/gateway/bot: %s", self.settings.discord.api_base, url)
+        await super().connect(reconnect=reconnect)
 
     async def setup_hook(self) -> None:
         engine = Engine(self.settings, extra_health=self._discord_health)

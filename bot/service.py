@@ -24,7 +24,7 @@ from bot.policy import (
     price_table_micros,
 )
 from bot.runware.client import RunwareClient
-from bot.runware.errors import RunwareError, user_message_for
+from bot.runware.errors import RunwareError, RunwareUnavailable, user_message_for
 from bot.runware.models import VideoInferenceTask
 from bot.settings import Settings
 from bot.store.guilds import ChannelRule, GuildConfig, GuildStore
@@ -246,12 +246,17 @@ class VideoService:
         try:
             model = VideoInferenceTask.model_validate(task)
             await self._runware.submit(model)
-        except RunwareError as exc:
-            if exc.transient:
-                log.warning("job=%s task=%s Runware unreachable; will retry", job.id, job.task_uuid)
-                raise UserFacingError(
-                    "Runware is not answering right now. Your job is saved and will be sent as soon as it answers."
+        except RunwareUnavailable as exc:
+            if not exc.maybe_accepted:
+                # getResponse confirmed Runware does not hold the task: nothing runs, nothing is billed.
+                raise await self._reject_text(
+                    job, "Runware is not answering right now. You were not charged; try again in a few minutes."
                 ) from None
+            log.warning("job=%s task=%s outcome of the submit unknown; will look it up", job.id, job.task_uuid)
+            raise UserFacingError(
+                "Runware is not answering right now. Your job is saved and will go ahead as soon as it answers."
+            ) from None
+        except RunwareError as exc:
             raise await self._reject(job, exc) from None
         except ValidationError as exc:  # a stored task that no longer validates: a bug, never billed
             log.error("job=%s stored task invalid: %s", job.id, exc)

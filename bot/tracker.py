@@ -152,10 +152,14 @@ class JobTracker:
                 )
             return
         self._not_found.pop(job.id, None)
+        finals = len(status.successes) + status.failed_count
+        if job.state is JobState.CANCELLED:
+            if finals >= job.variations:
+                await self._close_cancelled(job, status.successes)
+            return
         for item in status.successes:
             await self._record_success(job, item)
         failures = list(status.errors)
-        finals = len(status.successes) + status.failed_count
         if finals >= job.variations:
             await self._finish(job, failures=failures)
         elif job.state is JobState.SUBMITTED:
@@ -191,13 +195,6 @@ class JobTracker:
             results = await self._jobs.results(job.id)
             costs = [r.cost_micros for r in results if r.cost_micros is not None]
             cost = sum(costs) if costs else None
-            if job.state is JobState.CANCELLED:
-                # The member stopped tracking; money follows what Runware reports, nothing is posted.
-                if results:
-                    await self._ledger.settle(job.id, cost)
-                else:
-                    await self._ledger.release(job.id)
-                return
             if job.state is not JobState.SUBMITTED:
                 return
             if results:
@@ -213,6 +210,15 @@ class JobTracker:
         fresh = await self._jobs.get(job.id)
         if fresh is not None:
             await self.deliver(fresh)
+
+    async def _close_cancelled(self, job: Job, successes: Sequence[VideoResultItem]) -> None:
+        """A cancelled job finished at Runware: charge what Runware reports, post nothing."""
+        if successes:
+            costs = [usd_to_micros(i.cost) for i in successes if i.cost is not None]
+            await self._ledger.settle(job.id, sum(costs) if costs else None)
+        else:
+            await self._ledger.release(job.id)
+        log.info("job=%s task=%s (cancelled) finished at Runware; money settled", job.id, job.task_uuid)
 
     @staticmethod
     def _reason(failures: Sequence[RunwareErrorItem]) -> str:

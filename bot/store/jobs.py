@@ -247,9 +247,10 @@ class JobStore:
         return int(rows[0][0])
 
     async def tracked_task_uuids(self) -> list[str]:
-        """Tasks Runware may still be working on: submitted ones, and cancelled ones whose cost is not known yet."""
+        """Tasks Runware may still be working on: submitted ones, and cancelled ones whose money is still held."""
         rows = await self._db.fetchall(
-            "SELECT task_uuid FROM jobs WHERE state = ? OR (state = ? AND cost_micros IS NULL) ORDER BY id",
+            "SELECT task_uuid FROM jobs WHERE state = ? OR (state = ? AND EXISTS "
+            "(SELECT 1 FROM ledger WHERE ledger.job_id = jobs.id AND ledger.status = 'held')) ORDER BY id",
             (str(JobState.SUBMITTED), str(JobState.CANCELLED)),
         )
         return [row[0] for row in rows]

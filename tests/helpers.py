@@ -1,0 +1,69 @@
+"""Helpers shared by integration and end-to-end tests (no fixtures here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.models import ClipResult, Job
+from bot.settings import Settings
+from bot.sink import Delivered
+from tests.runware_helpers import SIM_KEY
+
+
+def make_settings(
+    db_path: Path,
+    runware_base: str,
+    *,
+    discord_base: str = "",
+    token: str = "",
+    public_url: str = "",
+    webhook_secret: str = "",
+    **sections: dict[str, Any],
+) -> Settings:
+    """Settings for a test: a temp database, the simulator, loopback only, fast loops."""
+    data: dict[str, Any] = {
+        "discord": {"api_base": discord_base, "token": token, "dev_guild_ids": [1000] if discord_base else []},
+        "runware": {"api_base": runware_base, "api_key": SIM_KEY, "request_timeout": 3, "poll_interval": 3600},
+        "webhook": {"listen": "127.0.0.1:0", "public_url": public_url, "secret": webhook_secret},
+        "database": {"path": str(db_path)},
+        "delivery": {"status_edit_interval": 0, "download_timeout": 10},
+    }
+    for name, values in sections.items():
+        if isinstance(data.get(name), dict):
+            data[name].update(values)
+        else:
+            data[name] = values
+    return Settings(**data)
+
+
+class RecordingSink:
+    """A JobSink that records what the engine asked for; `deliver` succeeds unless told otherwise."""
+
+    def __init__(self) -> None:
+        self.submitted: list[int] = []
+        self.progress: list[tuple[int, int | None]] = []
+        self.delivered: list[tuple[int, list[int], bool]] = []
+        self.failed: list[tuple[int, str]] = []
+        self.cancelled: list[int] = []
+        self.fail_deliveries = 0
+
+    async def job_submitted(self, job: Job) -> None:
+        self.submitted.append(job.id)
+
+    async def job_progress(self, job: Job, progress: int | None) -> None:
+        self.progress.append((job.id, progress))
+
+    async def deliver(self, job: Job, results: Sequence[ClipResult], *, redelivery: bool) -> list[Delivered]:
+        if self.fail_deliveries:
+            self.fail_deliveries -= 1
+            raise RuntimeError("simulated delivery failure")
+        self.delivered.append((job.id, [r.id for r in results], redelivery))
+        return [Delivered(r.id, ok=True, message_id=10_000 + r.id, channel_id=job.channel_id) for r in results]
+
+    async def job_failed(self, job: Job, reason: str) -> None:
+        self.failed.append((job.id, reason))
+
+    async def job_cancelled(self, job: Job) -> None:
+        self.cancelled.append(job.id)

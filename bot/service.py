@@ -335,6 +335,9 @@ class VideoService:
                 continue
             if not startup and now - job.created_at < RESERVED_GRACE:
                 continue
+            if (now - job.created_at).total_seconds() > self._settings.runware.max_wait:
+                await self._tracker.expire(job)  # Runware never acknowledged it in all that time
+                continue
             task = job.params_dict().get("task")
             if not isinstance(task, dict):
                 await self._reject_text(

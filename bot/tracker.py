@@ -180,8 +180,8 @@ class JobTracker:
             self.spawn_check(job.id)
 
     async def _record_success(self, job: Job, item: VideoResultItem) -> bool:
-        if job.state is JobState.CANCELLED or not item.video_uuid or not item.video_url:
-            return False
+        if job.state not in (JobState.RESERVED, JobState.SUBMITTED) or not item.video_uuid or not item.video_url:
+            return False  # cancelled or already final: nothing more is posted for it
         cost = usd_to_micros(item.cost) if item.cost is not None else None
         return await self._jobs.add_result(
             job.id, video_uuid=item.video_uuid, video_url=item.video_url, seed=item.seed, cost_micros=cost

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot import moderation
 from bot.errors import InputError, NotAllowed, UserFacingError
 from bot.formatting import fit, job_line, standing_line
 from bot.images import read_image
@@ -67,14 +68,8 @@ class VideoFlow:
         )
 
     async def is_moderator(self, interaction: discord.Interaction[Any]) -> bool:
-        """Manage Server, or the server's moderator role."""
-        member = interaction.user
-        if not isinstance(member, discord.Member) or interaction.guild_id is None:
-            return False
-        if interaction.permissions.manage_guild or interaction.permissions.administrator:
-            return True
-        cfg = await self.engine.guilds.get(interaction.guild_id)
-        return cfg.moderator_role_id is not None and any(r.id == cfg.moderator_role_id for r in member.roles)
+        """Manage Server, or the server's moderator role: the one rule, shared with /limits and /videoadmin."""
+        return await moderation.is_moderator(interaction)
 
     async def read_attachment(self, attachment: discord.Attachment | None) -> ImageInput | None:
         """Size-checked before reading; content-checked after (never trusts the name or content type)."""

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from bot.models import ClipResult, Job, JobState, format_usd
+from bot.models import ClipResult, Job, JobState, Period, SafetyMode, Scope, format_usd
+
+if TYPE_CHECKING:
+    from bot.policy import Limit
+    from bot.store.guilds import ChannelRule, GuildConfig
+    from bot.store.ledger import SpendLine, SpendReport, Standing
 
 DISCORD_LIMIT = 2000
 DRY = "🧪 DRY RUN · "
@@ -125,3 +131,161 @@ def standing_line(limit_label: str, amount: int, spent: int, reserved: int, left
         f"{f' + {format_usd(reserved)} reserved' if reserved else ''} of {format_usd(amount)} · "
         f"**{format_usd(left)} left** · resets {ts(resets_at, 'R')}"
     )
+
+
+# -- moderators: limits, reports, server settings ------------------------------------------------------------------
+
+PERIOD_WORDS = {Period.DAY: "daily", Period.WEEK: "weekly", Period.MONTH: "monthly"}
+PERIOD_NOUNS = {Period.DAY: "today", Period.WEEK: "this week", Period.MONTH: "this month"}
+
+
+def limit_subject(scope: Scope, target_id: int, guild_id: int) -> str:
+    """Who or what a limit is about, as Discord renders it (mentions stay inert: ephemeral, no allowed mentions)."""
+    if scope is Scope.MEMBER:
+        return f"<@{target_id}>"
+    if scope is Scope.ROLE:
+        return "@everyone" if target_id == guild_id else f"<@&{target_id}>"
+    if scope is Scope.CHANNEL:
+        return f"<#{target_id}>"
+    return "the server"
+
+
+def limit_name(limit: Limit, guild_id: int) -> str:
+    """'<@1>'s daily limit', 'the weekly limit of each member with <@&2>', 'the server's monthly limit'."""
+    word = PERIOD_WORDS[limit.period]
+    subject = limit_subject(limit.scope, limit.target_id, guild_id)
+    if limit.scope is Scope.SERVER:
+        name = f"the server's {word} limit"
+    elif limit.scope is Scope.ROLE:
+        name = f"the {word} limit of each member with {subject}"
+    else:
+        name = f"{subject}'s {word} limit"
+    return name + (" (config default)" if limit.is_default else "")
+
+
+def standing_text(standing: Standing, guild_id: int) -> str:
+    """One limit in force: spent, reserved, left and when it resets."""
+    st = standing
+    name = limit_name(st.limit, guild_id)
+    return standing_line(
+        name, st.limit.amount_micros, st.spent_micros, st.reserved_micros, st.left_micros, st.resets_at
+    )
+
+
+def per_member_limit_line(limit: Limit, guild_id: int, resets_at: datetime) -> str:
+    """A role limit shown without a member: it is counted for each member separately."""
+    name = limit_name(limit, guild_id)
+    blocked = " (blocks every job)" if limit.amount_micros == 0 else ""
+    return (
+        f"• **{name[0].upper()}{name[1:]}**: {format_usd(limit.amount_micros)}{blocked}, counted for each member "
+        f"separately · resets {ts(resets_at, 'R')}"
+    )
+
+
+def change_text(what: str, old: object, new: object) -> str:
+    """'Safety checks: none → full' (or 'unchanged')."""
+    return f"{what}: {old} → {new}" if old != new else f"{what}: {new} (unchanged)"
+
+
+def on_off(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+SAFETY_NOTES = {
+    SafetyMode.NONE: "Generated clips are not content-checked.",
+    SafetyMode.FAST: "Runware runs its fast content check on every new clip.",
+    SafetyMode.FULL: "Runware runs its full content check on every new clip.",
+}
+
+
+def settings_changed_text(old: GuildConfig, new: GuildConfig, note: str = "") -> str:
+    """A /videoadmin confirmation: each setting that moved (old → new), a note, then every setting as it is now."""
+
+    def role(role_id: int | None) -> str:
+        return "none" if role_id is None else f"<@&{role_id}>"
+
+    pairs: list[tuple[str, object, object]] = [
+        ("Default resolution", old.default_resolution, new.default_resolution),
+        ("Default length", f"{old.default_duration} s", f"{new.default_duration} s"),
+        ("Variations cap", old.variations_cap, new.variations_cap),
+        ("Prompt optimizer", on_off(old.prompt_optimizer), on_off(new.prompt_optimizer)),
+        ("Safety checks", old.safety_mode.value, new.safety_mode.value),
+        ("Unfinished jobs per member", old.concurrent_per_member, new.concurrent_per_member),
+        ("Moderator role", role(old.moderator_role_id), role(new.moderator_role_id)),
+        ("New jobs", "paused" if old.paused else "running", "paused" if new.paused else "running"),
+    ]
+    moved = [f"{label}: {a} → {b}" for label, a, b in pairs if a != b]
+    head = "✅ " + "; ".join(moved) + "." if moved else "Nothing changed: that is already the setting."
+    return "\n".join([head, *([note] if note else []), "", "Server settings now:", guild_config_text(new)])
+
+
+def guild_config_text(cfg: GuildConfig) -> str:
+    """Every server setting a moderator can change, as they read it."""
+    role = f"<@&{cfg.moderator_role_id}>" if cfg.moderator_role_id else "none (Manage Server only)"
+    return "\n".join(
+        [
+            f"• /video defaults: **{cfg.default_resolution}**, **{cfg.default_duration} s**, up to "
+            f"**{cfg.variations_cap}** variation{'s' if cfg.variations_cap != 1 else ''}, prompt optimizer "
+            f"**{on_off(cfg.prompt_optimizer)}**",
+            f"• Safety checks of generated clips: **{cfg.safety_mode.value}**",
+            f"• Unfinished jobs per member: at most **{cfg.concurrent_per_member}**",
+            f"• Moderator role: {role}",
+            f"• New jobs: **{'paused' if cfg.paused else 'running'}**",
+        ]
+    )
+
+
+def channel_rule_text(rule: ChannelRule, allowed_elsewhere: Sequence[int] = ()) -> str:
+    """A channel's rule in plain words: may /video run there, a thread per job, a team pool."""
+    channel = f"<#{rule.channel_id}>"
+    if rule.allowed:
+        where = f"/video is **allowed** in {channel} (only allowed channels can use it)."
+    elif allowed_elsewhere:
+        where = f"/video is **not allowed** in {channel}: only {', '.join(f'<#{c}>' for c in allowed_elsewhere[:5])}."
+    else:
+        where = f"/video works in {channel} (no channel is restricted yet, so it works everywhere)."
+    threads = "each job gets **its own thread**" if rule.threads else "jobs post **in the channel**"
+    pool = (
+        "it is a **team pool**: jobs there are paid from the channel's budget, not the member's"
+        if rule.pool
+        else "members pay from **their own** budgets"
+    )
+    return f"{where} In {channel}, {threads}; {pool}."
+
+
+def _spend_rows(title: str, lines: Sequence[SpendLine], mention: str) -> list[str]:
+    if not lines:
+        return []
+    out = [f"**{title}**"]
+    for n, line in enumerate(lines, start=1):
+        reserved = f" ({format_usd(line.reserved_micros)} reserved)" if line.reserved_micros else ""
+        out.append(
+            f"{n}. {mention.format(line.id)} {format_usd(line.total_micros)}{reserved} · "
+            f"{line.jobs} job{'s' if line.jobs != 1 else ''}"
+        )
+    return out
+
+
+def report_text(report: SpendReport) -> str:
+    """The /limits report message: totals, top members, channels and pools, and the operator's spend apart."""
+    r = report
+    last_day = (r.window_end - timedelta(days=1)).date()
+    span = f"{r.window_start.date().isoformat()} to {last_day.isoformat()}, UTC"
+    head = f"{DRY if r.dry_run else ''}📊 **Video spend {PERIOD_NOUNS[r.period]}** ({span})"
+    lines = [
+        head,
+        f"**Total: {format_usd(r.total_micros)}** — {format_usd(r.settled_micros)} settled + "
+        f"{format_usd(r.reserved_micros)} reserved · {r.jobs} job{'s' if r.jobs != 1 else ''}",
+    ]
+    lines += _spend_rows("Top members (own budgets)", r.top_members, "<@{}>")
+    lines += _spend_rows("Top channels (member-paid)", r.top_channels, "<#{}>")
+    lines += _spend_rows("Team pools", r.pools, "<#{}>")
+    if not r.jobs:
+        lines.append("No video jobs were charged in this period.")
+    if r.operator.jobs:
+        lines.append(
+            f"Operator jobs (`hailuo-bot generate`), not in the totals: {format_usd(r.operator.total_micros)} · "
+            f"{r.operator.jobs} job{'s' if r.operator.jobs != 1 else ''}"
+        )
+    lines.append("Spend per day is in the attached chart.")
+    return fit("\n".join(lines))

@@ -1,0 +1,111 @@
+"""/videoadmin: server defaults, channel rules, safety, concurrency, moderator role, pause and resume (moderators)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.moderation import SETTINGS_ACTION, ModerationDesk, admins_only, defer, moderator_check
+from bot.tree import send_ephemeral
+
+if TYPE_CHECKING:
+    from bot.app import HailuoBot
+
+_is_moderator = moderator_check(SETTINGS_ACTION)
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class AdminCog(commands.GroupCog, group_name="videoadmin", group_description="Video bot settings (moderators)"):
+    def __init__(self, bot: HailuoBot) -> None:
+        self.bot = bot
+        self.desk = ModerationDesk(bot)
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        """Checked at run time too: Manage Server or the server's moderator role."""
+        return await _is_moderator(interaction)
+
+    @app_commands.command(name="defaults", description="Server defaults for /video; leave all out to see them")
+    @app_commands.describe(
+        resolution="Default resolution",
+        duration="Default length in seconds (10 s only at 768p)",
+        variations_cap="Most variations one /video may ask for (1–20)",
+        prompt_optimizer="Let MiniMax rewrite prompts by default",
+    )
+    async def defaults(
+        self,
+        interaction: discord.Interaction[HailuoBot],
+        resolution: Literal["768p", "1080p"] | None = None,
+        duration: Literal[6, 10] | None = None,
+        variations_cap: app_commands.Range[int, 1, 20] | None = None,
+        prompt_optimizer: bool | None = None,
+    ) -> None:
+        await defer(interaction)
+        text = await self.desk.defaults(
+            interaction,
+            resolution=resolution,
+            duration=duration,
+            variations_cap=variations_cap,
+            prompt_optimizer=prompt_optimizer,
+        )
+        await send_ephemeral(interaction, text)
+
+    @app_commands.command(name="channel", description="Where /video may run, a thread per job, team pool channels")
+    @app_commands.describe(
+        channel="The channel to configure",
+        allowed="Allow /video here (once any channel is allowed, only allowed channels may use it)",
+        threads="Give each job its own thread for status, clips and discussion",
+        pool="Team pool: jobs here are paid from the channel's budget, not the member's",
+    )
+    async def channel(
+        self,
+        interaction: discord.Interaction[HailuoBot],
+        channel: discord.TextChannel,
+        allowed: bool | None = None,
+        threads: bool | None = None,
+        pool: bool | None = None,
+    ) -> None:
+        await defer(interaction)
+        text = await self.desk.channel(interaction, channel=channel, allowed=allowed, threads=threads, pool=pool)
+        await send_ephemeral(interaction, text)
+
+    @app_commands.command(name="safety", description="Content checking of generated clips by Runware")
+    @app_commands.describe(mode="none, fast or full")
+    async def safety(self, interaction: discord.Interaction[HailuoBot], mode: Literal["none", "fast", "full"]) -> None:
+        await defer(interaction)
+        await send_ephemeral(interaction, await self.desk.safety(interaction, mode=mode))
+
+    @app_commands.command(name="concurrency", description="Cap on a member's unfinished video jobs")
+    @app_commands.describe(per_member="Unfinished jobs one member may have at a time")
+    async def concurrency(
+        self, interaction: discord.Interaction[HailuoBot], per_member: app_commands.Range[int, 1, 100]
+    ) -> None:
+        await defer(interaction)
+        await send_ephemeral(interaction, await self.desk.concurrency(interaction, per_member=per_member))
+
+    @app_commands.command(name="moderator-role", description="A role that counts as moderator (Manage Server only)")
+    @app_commands.describe(role="The moderator role; leave out to remove it")
+    @admins_only("choose the moderator role")
+    async def moderator_role(
+        self, interaction: discord.Interaction[HailuoBot], role: discord.Role | None = None
+    ) -> None:
+        await defer(interaction)
+        await send_ephemeral(interaction, await self.desk.moderator_role(interaction, role=role))
+
+    @app_commands.command(name="pause", description="Stop new video jobs in this server; running ones finish")
+    async def pause(self, interaction: discord.Interaction[HailuoBot]) -> None:
+        await defer(interaction)
+        await send_ephemeral(interaction, await self.desk.pause(interaction, paused=True))
+
+    @app_commands.command(name="resume", description="Take new video jobs again")
+    async def resume(self, interaction: discord.Interaction[HailuoBot]) -> None:
+        await defer(interaction)
+        await send_ephemeral(interaction, await self.desk.pause(interaction, paused=False))
+
+
+async def setup(bot: HailuoBot) -> None:
+    await bot.add_cog(AdminCog(bot))

@@ -1,0 +1,94 @@
+"""/limits set | clear | show | report: spend limits per member, role, channel and server (moderators)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.moderation import LIMITS_ACTION, ModerationDesk, defer, moderator_check, send_with_file
+from bot.tree import send_ephemeral
+
+if TYPE_CHECKING:
+    from bot.app import HailuoBot
+
+PeriodOption = Literal["day", "week", "month"]
+Amount = app_commands.Range[float, 0, 1_000_000]
+_is_moderator = moderator_check(LIMITS_ACTION)
+
+_TARGETS = {
+    "member": "A member's own limit",
+    "role": "A limit for each member with this role",
+    "channel": "A channel's (or team pool's) limit",
+}
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class LimitsCog(commands.GroupCog, group_name="limits", group_description="Video spend limits (moderators)"):
+    def __init__(self, bot: HailuoBot) -> None:
+        self.bot = bot
+        self.desk = ModerationDesk(bot)
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        """Checked at run time too: Manage Server or the server's moderator role."""
+        return await _is_moderator(interaction)
+
+    @app_commands.command(name="set", description="Set a spend limit in USD (0 blocks); no target = the server")
+    @app_commands.describe(period="Calendar period, UTC", amount="USD per period; 0 blocks all spending", **_TARGETS)
+    async def set_(
+        self,
+        interaction: discord.Interaction[HailuoBot],
+        period: PeriodOption,
+        amount: Amount,
+        member: discord.Member | None = None,
+        role: discord.Role | None = None,
+        channel: discord.TextChannel | None = None,
+    ) -> None:
+        await defer(interaction)
+        text = await self.desk.limits_set(
+            interaction, period=period, amount=amount, member=member, role=role, channel=channel
+        )
+        await send_ephemeral(interaction, text)
+
+    @app_commands.command(name="clear", description="Remove a spend limit; no target = the server-wide one")
+    @app_commands.describe(period="Calendar period, UTC", **_TARGETS)
+    async def clear(
+        self,
+        interaction: discord.Interaction[HailuoBot],
+        period: PeriodOption,
+        member: discord.Member | None = None,
+        role: discord.Role | None = None,
+        channel: discord.TextChannel | None = None,
+    ) -> None:
+        await defer(interaction)
+        text = await self.desk.limits_clear(interaction, period=period, member=member, role=role, channel=channel)
+        await send_ephemeral(interaction, text)
+
+    @app_commands.command(name="show", description="The limits in force, with spent, reserved, left and reset time")
+    @app_commands.describe(**_TARGETS)
+    async def show(
+        self,
+        interaction: discord.Interaction[HailuoBot],
+        member: discord.Member | None = None,
+        role: discord.Role | None = None,
+        channel: discord.TextChannel | None = None,
+    ) -> None:
+        await defer(interaction)
+        await send_ephemeral(
+            interaction, await self.desk.limits_show(interaction, member=member, role=role, channel=channel)
+        )
+
+    @app_commands.command(name="report", description="Spend totals, top members, channels and pools, with a chart")
+    @app_commands.describe(period="Calendar period holding today, UTC (default: month)")
+    async def report(self, interaction: discord.Interaction[HailuoBot], period: PeriodOption | None = None) -> None:
+        await defer(interaction)
+        text, png = await self.desk.limits_report(interaction, period=period)
+        await send_with_file(interaction, text, png, "spend.png")
+
+
+async def setup(bot: HailuoBot) -> None:
+    await bot.add_cog(LimitsCog(bot))

@@ -1,0 +1,80 @@
+"""The /limits report chart: a valid, deterministic PNG whose bars follow the spend per day."""
+
+from __future__ import annotations
+
+import io
+from datetime import date, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from bot.chart import BAR, HEIGHT, WIDTH, nice_step, render_spend_chart
+
+MARCH = [date(2025, 3, 1) + timedelta(days=i) for i in range(31)]
+
+
+def open_png(data: bytes) -> Image.Image:
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    return image.convert("RGB")
+
+
+def bar_tops(image: Image.Image) -> list[tuple[int, int]]:
+    """(first column, top row) of each run of columns holding bar pixels, left to right."""
+    px = image.load()
+    assert px is not None
+    runs: list[tuple[int, int]] = []
+    previous = False
+    for x in range(image.width):
+        tops = [y for y in range(image.height) if px[x, y] == BAR]
+        if tops and not previous:
+            runs.append((x, min(tops)))
+        previous = bool(tops)
+    return runs
+
+
+def test_chart_is_a_png_of_the_documented_size() -> None:
+    image = open_png(render_spend_chart([(d, 100_000 * (i % 5)) for i, d in enumerate(MARCH)], title="March"))
+    assert image.size == (WIDTH, HEIGHT)
+
+
+def test_same_data_same_bytes() -> None:
+    daily = [(d, 37_000 * i) for i, d in enumerate(MARCH[:7])]
+    assert render_spend_chart(daily, title="Week") == render_spend_chart(list(daily), title="Week")
+
+
+def test_the_total_and_title_are_drawn() -> None:
+    daily = [(MARCH[0], 280_000)]
+    base = render_spend_chart(daily, title="Today")
+    assert render_spend_chart(daily, title="Tomorrow") != base
+    assert render_spend_chart([(MARCH[0], 290_000)], title="Today") != base
+
+
+def test_bars_are_proportional_to_spend_and_zero_days_have_none() -> None:
+    daily = [(MARCH[0], 1_000_000), (MARCH[1], 0), (MARCH[2], 500_000), (MARCH[3], 250_000)]
+    image = open_png(render_spend_chart(daily, title="Week"))
+    tops = bar_tops(image)
+    assert len(tops) == 3  # the zero day draws no bar
+    baseline = image.height - 64  # MARGIN_BOTTOM: the x axis
+    heights = [baseline - top for _, top in tops]
+    assert heights[0] == pytest.approx(2 * heights[1], abs=2)
+    assert heights[1] == pytest.approx(2 * heights[2], abs=2)
+    assert [x for x, _ in tops] == sorted(x for x, _ in tops)
+
+
+@pytest.mark.parametrize("daily", [[], [(MARCH[0], 0)], [(d, 0) for d in MARCH]])
+def test_no_spend_still_draws_a_valid_chart_without_bars(daily: list[tuple[date, int]]) -> None:
+    image = open_png(render_spend_chart(daily, title="Nothing yet"))
+    assert bar_tops(image) == []
+
+
+@given(st.integers(min_value=0, max_value=10**13))
+def test_nice_step_is_round_and_covers_the_peak_in_five_steps(top: int) -> None:
+    step = nice_step(top)
+    assert step > 0
+    assert step * 5 >= top
+    digits = str(step).rstrip("0")
+    assert digits in ("1", "2", "5")

@@ -119,10 +119,13 @@ async def require_admin(interaction: discord.Interaction[Any], action: str) -> N
 def _as_check(require: Callable[[discord.Interaction[Any], str], Awaitable[None]], action: str) -> Check:
     async def predicate(interaction: discord.Interaction[Any]) -> bool:
         await defer(interaction)  # before the database read, so the 3-second deadline never bites
+        # The tree's error handler sees only AppCommandErrors raised by checks; anything else would be lost.
         try:
             await require(interaction, action)
-        except NotAllowed as exc:  # a check must raise CheckFailure for the tree's error handler to see it
+        except NotAllowed as exc:
             raise app_commands.CheckFailure(exc.message) from exc
+        except Exception as exc:  # e.g. the database: logged with an error id, a generic line for the member
+            raise app_commands.AppCommandError(f"the moderator check failed: {exc!r}") from exc
         return True
 
     return predicate
@@ -318,7 +321,8 @@ class ModerationDesk:
             lines = [f"Limits in force for {subject}:{pool}"]
             lines += [standing_text(st, gid) for st in await ledger.standings(mine, guild_id=gid, now=now, dry_run=dry)]
             if not mine:
-                lines.append(f"{subject} has no limits of its own; member and server limits still apply there.")
+                others = "only the server's limits cap it" if rule.pool else "member and server limits still apply"
+                lines.append(f"{subject} has no limits of its own; {others}.")
             return lines
         return await self._server_view(gid, configured, now, dry)
 

@@ -114,6 +114,18 @@ async def test_moderator_commands_refuse_plain_members_and_serve_moderators_and_
     assert text == "You need Manage Server or the Helpers role to change the video bot's server settings."
     assert not (await bot.engine.guilds.get(1000)).paused
 
+    # A check that fails (here: the settings store) answers with the generic line and an error id, never silence.
+    async def broken(guild_id: int) -> Any:
+        raise RuntimeError("the database went away")
+
+    real = bot.engine.guilds.get
+    bot.engine.guilds.get = broken  # type: ignore[method-assign]
+    try:
+        text, _ = await ask(fake, "limits show", {}, user=w.member, channel=w.channel)
+    finally:
+        bot.engine.guilds.get = real  # type: ignore[method-assign]
+    assert text.startswith("Something went wrong on the bot's side (error id ")
+
 
 async def test_member_role_channel_and_server_limits_each_stop_the_job_they_should_until_cleared(
     make_bot: BotFactory, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator

@@ -441,12 +441,10 @@ class ModerationDesk:
         note = "Jobs already running are not affected."
         return await self._change(interaction, {"concurrent_per_member": per_member}, note)
 
-    async def moderator_role(self, interaction: discord.Interaction[Any], *, role: discord.Role | None) -> str:
-        if role is None:
-            note = "Only members with Manage Server can use /limits and /videoadmin now."
+    async def moderator_role(self, interaction: discord.Interaction[Any], *, role: discord.Role) -> str:
+        if role.is_default():  # @everyone can't moderate: choosing it removes the moderator role
+            note = "No moderator role now: only members with Manage Server can use /limits and /videoadmin."
             return await self._change(interaction, {"moderator_role_id": None}, note)
-        if role.is_default():
-            raise InputError("@everyone can't be the moderator role: every member would manage limits and settings.")
         note = f"Members with <@&{role.id}> can use /limits and /videoadmin, except this command."
         return await self._change(interaction, {"moderator_role_id": role.id}, note)
 

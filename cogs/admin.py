@@ -88,11 +88,9 @@ class AdminCog(commands.GroupCog, group_name="videoadmin", group_description="Vi
         await send_ephemeral(interaction, await self.desk.concurrency(interaction, per_member=per_member))
 
     @app_commands.command(name="moderator-role", description="A role that counts as moderator (Manage Server only)")
-    @app_commands.describe(role="The moderator role; leave out to remove it")
+    @app_commands.describe(role="The moderator role; pick @everyone to remove it")
     @admins_only("choose the moderator role")
-    async def moderator_role(
-        self, interaction: discord.Interaction[HailuoBot], role: discord.Role | None = None
-    ) -> None:
+    async def moderator_role(self, interaction: discord.Interaction[HailuoBot], role: discord.Role) -> None:
         await defer(interaction)
         await send_ephemeral(interaction, await self.desk.moderator_role(interaction, role=role))
 

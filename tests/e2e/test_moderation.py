@@ -281,7 +281,7 @@ async def test_every_change_writes_an_audit_row_with_who_what_old_and_new(
         ("videoadmin moderator-role", {"role": helpers}),
         ("videoadmin pause", {}),
         ("videoadmin resume", {}),
-        ("videoadmin moderator-role", {}),
+        ("videoadmin moderator-role", {"role": w.guild.roles[w.guild.id]}),  # @everyone removes it
     ]
     for name, opts in steps:
         text, _ = await ask(fake, name, opts, user=mod, channel=w.channel)

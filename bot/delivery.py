@@ -13,7 +13,7 @@ import discord
 
 from bot.clips import ClipError, ClipTooLarge, fetch_clip
 from bot.crashpoints import crash_point
-from bot.formatting import result_message
+from bot.formatting import clip_line, fit, result_message
 from bot.models import ClipResult, Job
 from bot.settings import Settings
 from bot.sink import Delivered
@@ -24,13 +24,19 @@ from bot.views import custom_id, result_view
 log = logging.getLogger(__name__)
 
 MAX_FILES_PER_MESSAGE = 10
+#: Characters of a message the clip lines may take; the rest holds the title, the quoted prompt and the total.
+CLIP_LINES_BUDGET = 1500
 HISTORY_LOOKBACK = 50
 _CLIP_NUMBER = re.compile(r"^\*\*#(\d+)\*\*", re.MULTILINE)
 
 
-def nonce_for(job_id: int, part: int) -> str:
-    """One nonce per message (Discord answers a repeated nonce with the earlier message); at most 25 chars."""
-    return f"hl{job_id}p{part}"[:25]
+def nonce_for(job_id: int, first_clip: int) -> str:
+    """The nonce of the message whose first clip is `first_clip` (at most 25 characters).
+
+    Discord answers a repeated nonce with the earlier message: a retry of the same message is deduplicated, while
+    the clips left over after an interrupted delivery start at another number and so get a message of their own.
+    """
+    return f"hl{job_id}c{first_clip}"[:25]
 
 
 class ClipDelivery:
@@ -83,7 +89,13 @@ class ClipDelivery:
         if todo:
             out += await self._post(job, todo, number, target)
         ok = sum(1 for d in out if d.ok)
-        detail = f"Posted {ok} clip{'s' if ok != 1 else ''}." if ok else "The clips could not be posted."
+        clips = f"{ok} clip{'s' if ok != 1 else ''}"
+        if not ok:
+            detail = "The clips could not be posted here or sent by DM. They are kept: /jobs has their links."
+        elif all(d.how == "dm" for d in out if d.ok):
+            detail = f"I can't post here, so I sent {clips} to <@{job.user_id}> by DM."
+        else:
+            detail = f"Posted {clips}."
         await self.status.update(job, "done" if ok else "failed", detail=detail)
         return out
 
@@ -120,53 +132,75 @@ class ClipDelivery:
         limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         return min(limit, self._settings.delivery.max_clip_bytes)
 
-    async def _fetch(self, result: ClipResult, cap: int) -> bytes | None:
+    async def _fetch(self, result: ClipResult, cap: int) -> tuple[bytes | None, bool]:
+        """(bytes, too_large): the clip if it can be attached within `cap` bytes; else None and why."""
+        if cap <= 0:
+            return None, True
         try:
-            return await fetch_clip(
+            data = await fetch_clip(
                 self._http, result.video_url, max_bytes=cap, timeout=self._settings.delivery.download_timeout
             )
         except ClipTooLarge:
-            return None
+            return None, True
         except ClipError as exc:
             log.warning("result=%s clip download failed (%s); posting its link", result.id, exc)
-            return None
+            return None, False
+        return data, False
 
     async def _post(
         self, job: Job, todo: list[ClipResult], number: dict[int, int], target: discord.abc.Messageable | None
     ) -> list[Delivered]:
+        """Post clips in order, as few messages as Discord allows: at most 10 clips, the upload limit, 2000 chars."""
         cap = self._upload_limit(job)
-        chunks = [todo[i : i + MAX_FILES_PER_MESSAGE] for i in range(0, len(todo), MAX_FILES_PER_MESSAGE)]
+        out: list[Delivered] = []
+        group: list[tuple[int, ClipResult, bytes | None]] = []
+        used = 0
+        for r in todo:
+            if len(group) == MAX_FILES_PER_MESSAGE:
+                out += await self._send_group(job, group, len(number), target, last=False)
+                group, used = [], 0
+            data, too_large = await self._fetch(r, cap - used)
+            if data is None and too_large and used:  # it may fit in a message of its own
+                out += await self._send_group(job, group, len(number), target, last=False)
+                group, used = [], 0
+                data, _ = await self._fetch(r, cap)
+            lines = [clip_line(job, c, n, link=d is None) for n, c, d in [*group, (number[r.id], r, data)]]
+            if group and sum(len(line) + 1 for line in lines) > CLIP_LINES_BUDGET:
+                out += await self._send_group(job, group, len(number), target, last=False)
+                group, used = [], 0
+            group.append((number[r.id], r, data))
+            used += len(data or b"")
+        if group:
+            out += await self._send_group(job, group, len(number), target, last=True)
+        return out
+
+    async def _send_group(
+        self,
+        job: Job,
+        group: list[tuple[int, ClipResult, bytes | None]],
+        total: int,
+        target: discord.abc.Messageable | None,
+        *,
+        last: bool,
+    ) -> list[Delivered]:
         ttl = self._settings.runware.ttl
         expires = job.finished_at + timedelta(seconds=ttl) if ttl and job.finished_at else None
-        out: list[Delivered] = []
-        for part, chunk in enumerate(chunks, start=1):
-            files: list[discord.File] = []
-            numbered: list[tuple[int, ClipResult, bool]] = []
-            used = 0
-            for r in chunk:
-                data = await self._fetch(r, cap - used) if used < cap else None
-                n = number[r.id]
-                if data is None:
-                    numbered.append((n, r, True))
-                else:
-                    used += len(data)
-                    ext = self._settings.runware.output_format.lower()
-                    files.append(discord.File(io.BytesIO(data), filename=f"hailuo-{job.id}-{n}.{ext}"))
-                    numbered.append((n, r, False))
-            crash_point("after_download")
-            text = result_message(job, numbered, part=part, parts=len(chunks), ttl_expires=expires)
-            mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)])
-            msg = await self._send(job, target, text, files, mentions, nonce_for(job.id, part))
-            how = "attachment" if files else "link"
-            if msg is None:
-                out += [Delivered(r.id, ok=False, how="undeliverable") for r in chunk]
-            else:
-                dm = target is None or msg.channel.id != getattr(target, "id", None)
-                out += [
-                    Delivered(r.id, ok=True, message_id=msg.id, channel_id=msg.channel.id, how="dm" if dm else how)
-                    for r in chunk
-                ]
-        return out
+        ext = self._settings.runware.output_format.lower()
+        files = [
+            discord.File(io.BytesIO(data), filename=f"hailuo-{job.id}-{n}.{ext}")
+            for n, _, data in group
+            if data is not None
+        ]
+        numbered = [(n, r, data is None) for n, r, data in group]
+        crash_point("after_download")
+        text = result_message(job, numbered, total=total, last=last, ttl_expires=expires)
+        mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)])
+        msg = await self._send(job, target, text, files, mentions, nonce_for(job.id, group[0][0]))
+        if msg is None:
+            return [Delivered(r.id, ok=False, how="undeliverable") for _, r, _ in group]
+        dm = target is None or msg.channel.id != getattr(target, "id", None)
+        how = "dm" if dm else "attachment" if files else "link"
+        return [Delivered(r.id, ok=True, message_id=msg.id, channel_id=msg.channel.id, how=how) for _, r, _ in group]
 
     async def _send(
         self,
@@ -186,17 +220,18 @@ class ClipDelivery:
                 log.info("job=%s cannot post in channel (%s); sending a DM instead", job.id, exc)
                 for f in files:
                     f.reset()
+        # No buttons in a DM: reroll, remix and delete act in the server, which is what could not be reached.
         note = "I couldn't post in the channel where you asked, so here are your clips.\n"
-        return await self._dm(job.user_id, note + text, files=files, view=result_view(job.id))
+        return await self._dm(job.user_id, fit(note + text), files=files, nonce=nonce)
 
     async def _dm(
-        self, user_id: int, text: str, *, files: Sequence[discord.File] = (), view: discord.ui.View | None = None
+        self, user_id: int, text: str, *, files: Sequence[discord.File] = (), nonce: str | None = None
     ) -> discord.Message | None:
         try:
             user = self._client.get_user(user_id) or await self._client.fetch_user(user_id)
             kwargs: dict[str, Any] = {"files": list(files), "allowed_mentions": discord.AllowedMentions.none()}
-            if view is not None:
-                kwargs["view"] = view
+            if nonce is not None:
+                kwargs["nonce"] = nonce
             return await user.send(text, **kwargs)
         except discord.HTTPException as exc:
             log.info("DM to user %s failed: %s", user_id, exc)

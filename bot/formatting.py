@@ -49,22 +49,44 @@ def result_message(
     job: Job,
     numbered: Sequence[tuple[int, ClipResult, bool]],
     *,
-    part: int,
-    parts: int,
+    total: int,
+    last: bool = True,
     ttl_expires: datetime | None = None,
 ) -> str:
-    """The post with the clips: requester, quoted prompt, then a line per clip (n, result, is_link)."""
+    """The post with the clips: requester, quoted prompt, then a line per clip (n, result, is_link).
+
+    When the clips of a job need several messages, the title says which of the `total` this one holds; the quoted
+    prompt shrinks before any clip line (and its link) could be cut.
+    """
     clips = "clip is" if job.variations == 1 else "clips are"
     title = f"{dry_prefix(job)}<@{job.user_id}> your {clips} ready"
-    if parts > 1:
-        title += f" (part {part} of {parts})"
-    lines = [title, quote(job.prompt, 600)]
-    lines += [clip_line(job, r, n, link=is_link) for n, r, is_link in numbered]
+    numbers = [n for n, _, _ in numbered]
+    if numbers and len(numbers) < total:
+        if len(numbers) == 1:
+            title += f" (clip {numbers[0]} of {total})"
+        elif numbers == list(range(numbers[0], numbers[-1] + 1)):
+            title += f" (clips {numbers[0]}–{numbers[-1]} of {total})"
+        else:
+            title += f" (clips {', '.join(map(str, numbers))} of {total})"
+    body = [clip_line(job, r, n, link=is_link) for n, r, is_link in numbered]
     if ttl_expires is not None and any(is_link for _, _, is_link in numbered):
-        lines.append(f"Links expire {ts(ttl_expires, 'R')}.")
-    if job.cost_micros is not None and part == parts and job.variations > 1:
-        lines.append(f"Total: {format_usd(job.cost_micros)}")
-    return fit("\n".join(lines))
+        body.append(f"Links expire {ts(ttl_expires, 'R')}.")
+    if job.cost_micros is not None and last and job.variations > 1:
+        body.append(f"Total: {format_usd(job.cost_micros)}")
+    room = DISCORD_LIMIT - len("\n".join([title, *body])) - 1
+    prompt = quote_within(job.prompt, min(600, room))
+    return fit("\n".join([title, *([prompt] if prompt else []), *body]))
+
+
+def quote_within(text: str, budget: int) -> str:
+    """A quote of member text in at most `budget` characters, its '> ' marks included ('' if there is no room)."""
+    limit = budget
+    while limit > 0:
+        quoted = quote(text, limit)
+        if len(quoted) <= budget:
+            return quoted
+        limit -= len(quoted) - budget
+    return ""
 
 
 def fit(text: str) -> str:
@@ -116,7 +138,8 @@ def job_line(job: Job, link: str | None) -> str:
         cost = "not charged"
     else:
         cost = f"~{format_usd(job.estimate_micros)} reserved"
-    prompt = job.prompt if len(job.prompt) <= 60 else job.prompt[:59] + "…"
+    prompt = " ".join(job.prompt.split())  # one line per job, whatever the prompt's line breaks
+    prompt = prompt if len(prompt) <= 60 else prompt[:59] + "…"
     where = f" · [open]({link})" if link else ""
     dry = " · dry run" if job.dry_run else ""
     return (

@@ -1,0 +1,125 @@
+"""Delivery of finished clips: attach or link, mentions kept inert, DM fallback when the channel is closed to the bot."""
+
+from __future__ import annotations
+
+from bot.runware.simulator import RunwareSimulator
+from tests.e2e.conftest import BotFactory, LoopbackBot
+from tests.e2e.video_support import (
+    assert_pings_only,
+    bot_messages,
+    result_messages,
+    results_after_delivery,
+    status_messages,
+    video,
+    video_tasks,
+)
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord.world import DiscordWorld
+
+MIB = 1024 * 1024
+
+
+async def test_a_clip_larger_than_the_channel_allows_is_posted_as_a_link(
+    hailuo: LoopbackBot, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    w = discord_world
+    e2e_sim.faults.oversized_clip_bytes = 11 * MIB  # over the 10 MiB of an unboosted server
+    await video(fake_discord, w, {"prompt": "a waterfall in slow motion"})
+    [task] = video_tasks(e2e_sim)
+    e2e_sim.finish(task["taskUUID"])
+    msg = await fake_discord.wait_for_message(w.channel, lambda m: "hailuo:delete:1" in m.custom_ids(), timeout=10)
+    assert msg.attachments == []
+    [result] = await results_after_delivery(hailuo, 1)
+    assert result.video_url in msg.content and "too large to attach" in msg.content
+    assert result.state.value == "delivered" and result.message_id == msg.id
+    assert f"<@{w.member.user.id}>" in msg.content and msg.pinged_user_ids == [w.member.user.id]
+    assert "seed" in msg.content and "$0.28" in msg.content
+
+
+async def test_a_boosted_server_gets_the_same_clip_attached(
+    make_bot: BotFactory, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    w = discord_world
+    w.guild.premium_tier = 2  # 50 MiB uploads, announced in GUILD_CREATE when the bot connects
+    bot = await make_bot()
+    guild = bot.get_guild(w.guild.id)
+    assert guild is not None and guild.filesize_limit == 50 * MIB
+    e2e_sim.faults.oversized_clip_bytes = 11 * MIB
+    await video(fake_discord, w, {"prompt": "a waterfall in slow motion"})
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    msg = await fake_discord.wait_for_message(w.channel, lambda m: bool(m.attachments), timeout=10)
+    assert len(msg.attachments[0].data) == len(e2e_sim.clip_bytes) + 11 * MIB
+
+
+async def test_mentions_in_the_prompt_never_ping_anyone_but_the_requester(
+    hailuo: LoopbackBot, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    w = discord_world
+    other = fake_discord.add_member(w.guild, "carol")
+    role = w.moderator_role.id
+    prompt = f"@everyone @here look <@&{role}> and <@{other.user.id}> and <@!{w.moderator.user.id}> dancing"
+    await video(fake_discord, w, {"prompt": prompt, "variations": 2})
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    msg = await fake_discord.wait_for_message(w.channel, lambda m: len(m.attachments) == 2, timeout=10)
+    assert f"<@&{role}>" in msg.content and "@everyone" in msg.content, "the prompt is quoted as typed"
+    assert msg.pinged_user_ids == [w.member.user.id]
+    status = await fake_discord.wait_for_message(w.channel, lambda m: m.content.startswith("✅ Done"))
+    assert status_messages(fake_discord, w.channel) == [status] and f"<@&{role}>" in status.content
+    assert status.pinged_user_ids == [] and status.pinged_role_ids == []
+    assert len(bot_messages(fake_discord)) >= 3
+    assert_pings_only(fake_discord, w.member.user.id)
+
+
+async def test_a_channel_that_forbids_posting_gets_the_clip_by_dm(
+    hailuo: LoopbackBot, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    w = discord_world
+    await video(fake_discord, w, {"prompt": "a kite above the cliffs"})
+    fake_discord.forbid_posting(w.channel)
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    await fake_discord.wait_until(lambda: fake_discord.dm_channel(w.member) is not None, timeout=10, what="a DM")
+    dm = fake_discord.dm_channel(w.member)
+    assert dm is not None
+    msg = await fake_discord.wait_for_message(dm, lambda m: bool(m.attachments), timeout=10)
+    assert "couldn't post in the channel" in msg.content and "a kite above the cliffs" in msg.content
+    assert msg.attachments[0].data[4:8] == b"ftyp"
+    assert msg.components == [], "no buttons in a DM: they act in the server"
+    assert msg.nonce == "hl1c1"
+    [result] = await results_after_delivery(hailuo, 1)
+    assert result.state.value == "delivered" and result.channel_id == dm.id and result.message_id == msg.id
+    assert result_messages(fake_discord, w.channel) == []
+    status = await fake_discord.wait_for_message(w.channel, lambda m: m.content.startswith("✅ Done"))
+    assert "by DM" in status.content and status.pinged_user_ids == []
+    assert_pings_only(fake_discord, w.member.user.id)
+
+
+async def test_a_deleted_channel_gets_the_clip_by_dm(
+    hailuo: LoopbackBot, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    w = discord_world
+    await video(fake_discord, w, {"prompt": "a train crossing a bridge"})
+    await fake_discord.delete_channel(w.channel)
+    await fake_discord.wait_until(lambda: hailuo.get_channel(w.channel.id) is None, what="CHANNEL_DELETE")
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    await fake_discord.wait_until(lambda: fake_discord.dm_channel(w.member) is not None, timeout=10, what="a DM")
+    dm = fake_discord.dm_channel(w.member)
+    assert dm is not None
+    msg = await fake_discord.wait_for_message(dm, lambda m: bool(m.attachments), timeout=10)
+    [result] = await results_after_delivery(hailuo, 1)
+    assert result.state.value == "delivered" and result.channel_id == dm.id and result.message_id == msg.id
+
+
+async def test_closed_dms_leave_the_result_undeliverable_but_kept(
+    hailuo: LoopbackBot, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    w = discord_world
+    w.member.user.dms_closed = True
+    await video(fake_discord, w, {"prompt": "a storm over wheat fields"})
+    fake_discord.forbid_posting(w.channel)
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    status = await fake_discord.wait_for_message(w.channel, lambda m: m.content.startswith("❌ Failed"), timeout=10)
+    assert "could not be posted here or sent by DM" in status.content and "/jobs" in status.content
+    [result] = await results_after_delivery(hailuo, 1)
+    assert result.state.value == "undeliverable" and result.video_url.startswith(e2e_sim.origin)
+    job = await hailuo.engine.jobs.get(1)
+    assert job is not None and job.state.value == "succeeded" and job.cost_micros == 280_000

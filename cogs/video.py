@@ -8,6 +8,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.views import remix_submission
+
 if TYPE_CHECKING:
     from bot.app import HailuoBot
 
@@ -60,6 +62,13 @@ class VideoCog(commands.Cog):
             variations=variations,
             prompt_optimizer=prompt_optimizer,
         )
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction[HailuoBot]) -> None:
+        """Remix modals are answered here, by custom_id, so they survive restarts (see bot.views.RemixModal)."""
+        submitted = remix_submission(interaction)
+        if submitted is not None:
+            await self.bot.flow.on_remix_submit(interaction, *submitted)
 
 
 async def setup(bot: HailuoBot) -> None:

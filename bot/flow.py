@@ -12,9 +12,10 @@ import discord
 
 from bot import moderation
 from bot.errors import InputError, NotAllowed, UserFacingError
-from bot.formatting import fit, job_line, standing_line
+from bot.formatting import DISCORD_LIMIT, fit, job_line, standing_line
 from bot.images import read_image
 from bot.models import ImageInput, Job, JobState, Payer, format_usd
+from bot.policy import clean_prompt
 from bot.service import JobPlan, JobRejected, Requester, VideoOptions
 from bot.tree import report_error, send_ephemeral
 from bot.views import RemixModal
@@ -33,8 +34,7 @@ def message_link(guild_id: int, channel_id: int, message_id: int) -> str:
 
 
 def thread_name(prompt: str) -> str:
-    name = " ".join(prompt.split())
-    name = name.replace("@", "").replace("#", "")
+    name = " ".join(prompt.replace("@", "").replace("#", "").split())
     if len(name) > THREAD_NAME_MAX:
         name = name[: THREAD_NAME_MAX - 1].rstrip() + "…"
     return name or "video job"
@@ -102,6 +102,7 @@ class VideoFlow:
         prompt_optimizer: bool | None,
     ) -> None:
         who = await self.requester(interaction)
+        clean_prompt(prompt)  # a bad prompt is refused before any attachment is downloaded
         opts = VideoOptions(
             prompt=prompt,
             resolution=resolution,
@@ -141,7 +142,7 @@ class VideoFlow:
         try:
             job = await service.submit(job, plan)
         except JobRejected as exc:
-            await send_ephemeral(interaction, f"Runware refused job #{job.id}: {exc.message}")
+            await send_ephemeral(interaction, f"Job #{job.id} did not start: {exc.message}")
             return job
         where = f" Follow it here: {status_msg.jump_url}" if status_msg is not None else ""
         dry = " (dry run: simulated, nothing billed)" if job.dry_run else ""
@@ -209,6 +210,7 @@ class VideoFlow:
         if not jobs:
             return "You have no video jobs in this server yet. Start one with /video."
         lines = ["Your recent video jobs:"]
+        size = len(lines[0])
         for job in jobs:
             link = None
             results = await self.engine.jobs.results(job.id)
@@ -219,8 +221,12 @@ class VideoFlow:
                 link = results[0].video_url
             elif job.status_message_id and job.status_channel_id:
                 link = message_link(job.guild_id, job.status_channel_id, job.status_message_id)
-            lines.append(job_line(job, link))
-        return fit("\n".join(lines))
+            line = job_line(job, link)
+            size += len(line) + 1
+            if size > DISCORD_LIMIT:  # whole lines only: a cut link would not work
+                break
+            lines.append(line)
+        return "\n".join(lines)
 
     # -- /usage ------------------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 
 from bot.errors import UserFacingError
+from bot.formatting import fit
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,8 @@ def message_for(error: BaseException) -> tuple[str, bool]:
             error = inner
     if isinstance(error, UserFacingError):
         return error.message, True
+    if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
+        return "This command is being updated and can't run right now. Try again in a minute.", True
     if isinstance(error, app_commands.NoPrivateMessage):
         return "This command works in a server, not in direct messages.", True
     if isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
@@ -37,6 +40,7 @@ def message_for(error: BaseException) -> tuple[str, bool]:
 async def send_ephemeral(interaction: discord.Interaction[Any], text: str) -> None:
     """Answer ephemerally whether or not the interaction was answered, and cope with an expired one."""
     allowed = discord.AllowedMentions.none()
+    text = fit(text)
     try:
         if interaction.response.is_done():
             await interaction.followup.send(text, ephemeral=True, allowed_mentions=allowed)

@@ -1,0 +1,115 @@
+"""The status message: posted at once, edited as the job moves (throttled), with a Cancel button while it runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.runware.simulator import RunwareSimulator
+from tests.e2e.conftest import BotFactory, LoopbackBot
+from tests.e2e.video_support import (
+    assert_pings_only,
+    ledger,
+    result_messages,
+    status_messages,
+    video,
+    video_tasks,
+)
+from tests.fakes.discord import FakeDiscord, FakeMessage, RecordedRequest
+from tests.fakes.discord.world import DiscordWorld
+
+EDIT = ("PATCH", "/channels/{channel_id}/messages/{message_id}")
+
+
+def edits_of(fake: FakeDiscord, message: FakeMessage) -> list[RecordedRequest]:
+    return [r for r in fake.requests_to(*EDIT) if r.path.endswith(f"/messages/{message.id}")]
+
+
+def phase(body: dict[str, Any]) -> str:
+    return str(body["content"]).split(" · ", 1)[0]
+
+
+def custom_ids(body: dict[str, Any]) -> list[str]:
+    return [c["custom_id"] for row in body.get("components") or [] for c in row.get("components") or []]
+
+
+async def test_status_message_moves_from_queued_to_generating_to_done_and_drops_cancel_at_the_end(
+    hailuo: LoopbackBot, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    w = discord_world
+    _, ack = await video(fake_discord, w, {"prompt": "lanterns rising over a river"})
+    [status] = status_messages(fake_discord, w.channel)
+    assert f"/{w.channel.id}/{status.id}" in ack.content, "the ephemeral answer links to the status message"
+    [post] = [
+        r
+        for r in fake_discord.requests_to("POST", "/channels/{channel_id}/messages")
+        if r.json and "job #1" in str(r.json.get("content"))
+    ]
+    assert phase(post.json) == "⏳ Queued" and custom_ids(post.json) == ["hailuo:cancel:1"]
+    await fake_discord.wait_until(lambda: bool(edits_of(fake_discord, status)), what="a status edit")
+    assert status.content.startswith("🎬 Generating") and status.custom_ids() == ["hailuo:cancel:1"]
+    assert "Running for" in status.content
+
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    await fake_discord.wait_for_message(w.channel, lambda m: m.id == status.id and m.content.startswith("✅ Done"))
+    assert status.components == [] and "Posted 1 clip." in status.content
+    phases = [phase(r.json) for r in edits_of(fake_discord, status)]
+    assert phases[0] == "🎬 Generating" and phases[-2:] == ["📤 Posting", "✅ Done"]
+    assert all(custom_ids(r.json) == ["hailuo:cancel:1"] for r in edits_of(fake_discord, status)[:-1])
+    assert len(result_messages(fake_discord, w.channel)) == 1
+    assert_pings_only(fake_discord, w.member.user.id)
+
+
+async def test_routine_status_edits_are_throttled_but_transitions_go_out(
+    make_bot: BotFactory, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    w = discord_world
+    bot = await make_bot(delivery={"status_edit_interval": 3600}, runware={"poll_interval": 3600})
+    await video(fake_discord, w, {"prompt": "a lighthouse blinking"})
+    [status] = status_messages(fake_discord, w.channel)
+    assert [phase(r.json) for r in edits_of(fake_discord, status)] == ["🎬 Generating"]
+    for _ in range(4):  # four poll rounds, each seeing the job still running: no edit within the interval
+        await bot.engine.tracker.sweep_once()
+    assert len(edits_of(fake_discord, status)) == 1
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    await bot.engine.tracker.sweep_once()
+    assert [phase(r.json) for r in edits_of(fake_discord, status)] == ["🎬 Generating", "📤 Posting", "✅ Done"]
+
+
+async def test_without_throttle_every_poll_round_refreshes_the_elapsed_time(
+    make_bot: BotFactory, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    w = discord_world
+    bot = await make_bot(delivery={"status_edit_interval": 0}, runware={"poll_interval": 3600})
+    await video(fake_discord, w, {"prompt": "a lighthouse blinking"})
+    [status] = status_messages(fake_discord, w.channel)
+    for _ in range(3):
+        await bot.engine.tracker.sweep_once()
+    assert [phase(r.json) for r in edits_of(fake_discord, status)] == ["🎬 Generating"] * 4
+
+
+async def test_cancel_stops_posting_and_keeps_the_hold_until_runware_reports_the_cost(
+    make_bot: BotFactory, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    w = discord_world
+    bot = await make_bot(runware={"poll_interval": 3600})
+    await video(fake_discord, w, {"prompt": "a snail racing a leaf"})
+    [status] = status_messages(fake_discord, w.channel)
+
+    carol = fake_discord.add_member(w.guild, "carol")
+    refused = await fake_discord.click(status, "hailuo:cancel:1", user=carol)
+    [no] = await refused.wait_followups(1)
+    assert no.ephemeral and "Only the member who asked" in no.content
+    assert status.custom_ids() == ["hailuo:cancel:1"]
+
+    h = await fake_discord.click(status, "hailuo:cancel:1", user=w.member)
+    await h.wait_deferred()
+    [yes] = await h.wait_followups(1)
+    assert yes.ephemeral and "Job #1 is cancelled" in yes.content
+    assert status.content.startswith("🛑 Cancelled") and status.components == []
+    assert await ledger(bot) == [(1, "held", 280_000, 0)]
+
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    await bot.engine.tracker.sweep_once()
+    assert await ledger(bot) == [(1, "settled", 280_000, 280_000)]
+    assert result_messages(fake_discord, w.channel) == []
+    assert status.content.startswith("🛑 Cancelled")

@@ -1,0 +1,121 @@
+"""The texts members read: they fit Discord's 2000 characters without losing a clip line or a link."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.delivery import CLIP_LINES_BUDGET
+from bot.flow import thread_name
+from bot.formatting import DISCORD_LIMIT, clip_line, job_line, quote, quote_within, result_message, status_message
+from bot.models import ClipResult, Job, JobState, Payer, ResultState
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def job(**changes: object) -> Job:
+    base = Job(
+        id=7,
+        task_uuid="00000000-0000-4000-8000-000000000007",
+        guild_id=1,
+        channel_id=2,
+        user_id=3,
+        payer=Payer.MEMBER,
+        pool_channel_id=None,
+        prompt="a red fox in fresh snow",
+        resolution="768p",
+        duration=6,
+        variations=1,
+        prompt_optimizer=False,
+        frame_count=0,
+        state=JobState.SUCCEEDED,
+        estimate_micros=280_000,
+        cost_micros=280_000,
+        error=None,
+        dry_run=False,
+        created_at=NOW,
+        updated_at=NOW,
+        finished_at=NOW,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def clip(n: int, url: str | None = None) -> ClipResult:
+    return ClipResult(
+        id=n,
+        job_id=7,
+        video_uuid=f"uuid-{n}",
+        video_url=url or f"https://vm.runware.ai/video/ws/5/vi/{n:08d}-aaaa-4bbb-8ccc-dddddddddddd.mp4",
+        seed=2_000_000_000 + n,
+        cost_micros=280_000,
+        state=ResultState.DELIVERING,
+        message_id=None,
+        created_at=NOW,
+    )
+
+
+def test_one_clip_names_the_requester_quotes_the_prompt_and_shows_resolution_duration_seed_and_cost() -> None:
+    text = result_message(job(), [(1, clip(1), False)], total=1)
+    assert text.splitlines() == [
+        "<@3> your clip is ready",
+        "> a red fox in fresh snow",
+        "**#1** · 768p · 6 s · seed 2000000001 · $0.28",
+    ]
+
+
+def test_as_many_links_as_delivery_packs_and_a_long_prompt_fit_without_losing_a_link() -> None:
+    j = job(prompt="word " * 500, variations=12, cost_micros=12 * 280_000, dry_run=True)
+    numbered = [(n, clip(n), True) for n in range(1, 10)]
+    lines = [clip_line(j, r, n, link=True) for n, r, _ in numbered]
+    assert sum(len(line) + 1 for line in lines) <= CLIP_LINES_BUDGET  # what delivery puts in one message
+    text = result_message(j, numbered, total=12, last=True, ttl_expires=NOW + timedelta(hours=1))
+    assert len(text) <= DISCORD_LIMIT and "…\n**#1**" in text, "only the prompt is shortened"
+    assert all(line in text for line in lines)
+    assert text.splitlines()[0] == "🧪 DRY RUN · <@3> your clips are ready (clips 1–9 of 12)"
+    assert "> word word" in text, "the prompt is still quoted, shorter"
+    assert "Links expire <t:" in text and text.endswith("Total: $3.36")
+
+
+def test_a_partial_redelivery_names_the_clips_it_holds() -> None:
+    text = result_message(job(variations=12), [(3, clip(3), False), (7, clip(7), False)], total=12)
+    assert "(clips 3, 7 of 12)" in text.splitlines()[0]
+    assert "(clip 5 of 12)" in result_message(job(variations=12), [(5, clip(5), False)], total=12)
+
+
+@given(st.text(max_size=3000), st.integers(min_value=0, max_value=700))
+def test_quote_within_never_exceeds_its_budget(text: str, budget: int) -> None:
+    quoted = quote_within(text, budget)
+    assert len(quoted) <= budget
+    assert all(line.startswith(">") for line in quoted.splitlines())
+
+
+def test_quote_marks_every_line() -> None:
+    assert quote("one\n\ntwo") == "> one\n>\n> two"
+
+
+def test_job_line_is_one_line_of_status_cost_and_prompt_whatever_the_prompt() -> None:
+    line = job_line(job(prompt="first line\nsecond   line"), "https://discord.com/channels/1/2/3")
+    head, prompt = line.split("\n")
+    assert "**#7** succeeded" in head and "$0.28" in head and "[open](https://discord.com/channels/1/2/3)" in head
+    assert prompt.strip() == "“first line second line”"
+    failed = job_line(job(state=JobState.FAILED, cost_micros=None), None)
+    assert "not charged" in failed and "open" not in failed
+
+
+def test_status_message_shows_phase_job_prompt_and_elapsed_time() -> None:
+    text = status_message(job(frame_count=2), "generating", elapsed_s=75, progress=40)
+    assert text.splitlines() == [
+        "🎬 Generating · job #7 for <@3>",
+        "> a red fox in fresh snow",
+        "1 × 768p · 6 s · 2 frame images",
+        "Running for 1m 15s · 40%",
+    ]
+
+
+def test_thread_names_drop_mention_marks_and_stay_short() -> None:
+    assert thread_name("@everyone look at #general") == "everyone look at general"
+    assert len(thread_name("long " * 100)) <= 90
+    assert thread_name("@@@ ###") == "video job"

@@ -144,6 +144,9 @@ class VideoFlow:
         except JobRejected as exc:
             await send_ephemeral(interaction, f"Job #{job.id} did not start: {exc.message}")
             return job
+        if job.state is JobState.CANCELLED:
+            await send_ephemeral(interaction, f"Job #{job.id} was cancelled; nothing will be posted for it.")
+            return job
         where = f" Follow it here: {status_msg.jump_url}" if status_msg is not None else ""
         dry = " (dry run: simulated, nothing billed)" if job.dry_run else ""
         await send_ephemeral(

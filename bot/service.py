@@ -262,7 +262,11 @@ class VideoService:
             log.error("job=%s stored task invalid: %s", job.id, exc)
             raise await self._reject_text(job, "The job could not be built correctly. You were not charged.") from None
         crash_point("after_submit")
-        await self._jobs.transition(job.id, JobState.SUBMITTED)
+        if not await self._jobs.transition(job.id, JobState.SUBMITTED):
+            # Cancelled while the submit was in flight: Runware holds the task and the tracker settles its cost;
+            # the member sees nothing more of it.
+            log.info("job=%s task=%s submitted after it was cancelled", job.id, job.task_uuid)
+            return await self._jobs.get(job.id) or job
         fresh = await self._jobs.get(job.id) or job
         log.info("job=%s task=%s submitted", job.id, job.task_uuid)
         await self._tracker.sink.job_submitted(fresh)

@@ -113,3 +113,27 @@ async def test_cancel_stops_posting_and_keeps_the_hold_until_runware_reports_the
     assert await ledger(bot) == [(1, "settled", 280_000, 280_000)]
     assert result_messages(fake_discord, w.channel) == []
     assert status.content.startswith("🛑 Cancelled")
+
+
+async def test_cancel_while_the_submit_is_in_flight_stays_cancelled(
+    make_bot: BotFactory, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    """The status message is up before the submit; a Cancel then must not be undone when Runware answers."""
+    w = discord_world
+    bot = await make_bot(runware={"request_timeout": 1.0, "poll_interval": 3600})
+    e2e_sim.faults.accept_then_hang_next(1, seconds=30, task_type="videoInference")  # answered after a lookup
+    h = await fake_discord.send_command("video", {"prompt": "a hesitant snail"}, user=w.member, channel=w.channel)
+    status = await fake_discord.wait_for_message(w.channel, lambda m: "hailuo:cancel:1" in m.custom_ids())
+    c = await fake_discord.click(status, "hailuo:cancel:1", user=w.member)
+    [yes] = await c.wait_followups(1)
+    assert "Job #1 is cancelled" in yes.content
+    [ack] = await h.wait_followups(1, timeout=10)
+    assert "cancelled" in ack.content and "on its way" not in ack.content
+    assert status.content.startswith("🛑 Cancelled") and status.components == []
+    job = await bot.engine.jobs.get(1)
+    assert job is not None and job.state.value == "cancelled"
+    assert await ledger(bot) == [(1, "held", 280_000, 0)], "Runware holds the task: the hold waits for its cost"
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    await bot.engine.tracker.sweep_once()
+    assert await ledger(bot) == [(1, "settled", 280_000, 280_000)]
+    assert result_messages(fake_discord, w.channel) == []

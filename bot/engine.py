@@ -87,7 +87,10 @@ class Engine:
 
         base_url, api_key = s.runware.api_base, s.runware.api_key.get_secret_value()
         if s.dry_run:
-            self.simulator = RunwareSimulator(api_key=None, processing_seconds=DRY_RUN_PROCESSING_SECONDS)
+            processing = s.runware.dry_run_processing_seconds
+            if processing is None:
+                processing = DRY_RUN_PROCESSING_SECONDS
+            self.simulator = RunwareSimulator(api_key=None, processing_seconds=processing)
             base_url = await self.simulator.start()
             stack.push_async_callback(self.simulator.close)
             api_key = "dry-run"

@@ -199,8 +199,12 @@ class VideoService:
     async def reserve(self, plan: JobPlan, *, thread_id: int | None = None) -> Job:
         """Check every limit and the concurrency cap and write the job with its hold, in one transaction."""
         who = plan.who
+        task_uuid = str(uuid.uuid4())
+        params: dict[str, Any] = {"safety_mode": plan.safety_mode.value}
+        if not plan.images:  # nothing to upload: store the exact task now, so a crash before the submit can redo it
+            params["task"] = self.build_task(task_uuid, plan, list(plan.frames))
         new = NewJob(
-            task_uuid=str(uuid.uuid4()),
+            task_uuid=task_uuid,
             guild_id=who.guild_id,
             channel_id=who.channel_id,
             budget_channel_id=who.budget_channel_id,
@@ -213,7 +217,7 @@ class VideoService:
             variations=plan.variations,
             prompt_optimizer=plan.prompt_optimizer,
             frame_count=len(plan.images) + len(plan.frames),
-            params={"safety_mode": plan.safety_mode.value},
+            params=params,
             estimate_micros=plan.estimate_micros,
             dry_run=plan.dry_run,
             parent_job_id=plan.parent_job_id,
@@ -234,10 +238,11 @@ class VideoService:
                 for frame, image in plan.images:
                     image_uuid = await self._runware.upload_image(image.data, image.mime)
                     frames.append(FrameRef(image=image_uuid, frame=frame))
-                task = self.build_task(job, plan, frames)
+                task = self.build_task(job.task_uuid, plan, frames)
             except RunwareError as exc:
                 raise await self._reject(job, exc) from None
-            await self._jobs.set_params(job.id, {**(job.params_dict()), "task": task})
+            if plan.images:  # the task names the uploaded images: durable before the submit
+                await self._jobs.set_params(job.id, {**(job.params_dict()), "task": task})
             return await self._submit_stored(job, task)
         finally:
             self._end(job.id)
@@ -286,12 +291,12 @@ class VideoService:
             await self._tracker.sink.job_failed(fresh, text)
         return JobRejected(text)
 
-    def build_task(self, job: Job, plan: JobPlan, frames: list[FrameRef]) -> dict[str, Any]:
+    def build_task(self, task_uuid: str, plan: JobPlan, frames: list[FrameRef]) -> dict[str, Any]:
         """The videoInference task exactly as it goes on the wire (validated by the Runware models)."""
         rw = self._settings.runware
         task: dict[str, Any] = {
             "taskType": "videoInference",
-            "taskUUID": job.task_uuid,
+            "taskUUID": task_uuid,
             "model": rw.model,
             "positivePrompt": plan.prompt,
             "width": plan.width,
@@ -315,7 +320,7 @@ class VideoService:
         if rw.ttl:
             task["ttl"] = rw.ttl
         if rw.upload_endpoint:
-            task["uploadEndpoint"] = rw.upload_endpoint.replace("{task_uuid}", job.task_uuid)
+            task["uploadEndpoint"] = rw.upload_endpoint.replace("{task_uuid}", task_uuid)
         VideoInferenceTask.model_validate(task)  # an invalid task cannot leave the bot
         return task
 

@@ -52,6 +52,7 @@ class RunwareSettings(_Section):
     poll_interval: float = Field(10, gt=0)
     poll_batch_size: int = Field(50, ge=1, le=500)
     max_wait: float = Field(1800, gt=0)
+    dry_run_processing_seconds: float | None = Field(None, ge=0)  # None: the engine's built-in 4 s
 
     @field_validator("output_format")
     @classmethod

@@ -62,6 +62,22 @@ class ClipDelivery:
         await self.status.update(job, phase, detail=reason)
         if job.status_message_id is None:
             await self._dm(job.user_id, f"Your video job #{job.id} did not work out: {reason}")
+        elif job.submitted_at is not None:  # it ran for a while: the member may have stopped watching, so ping them
+            await self._tell_requester(job, f"<@{job.user_id}> your video job #{job.id} {phase}: {reason}")
+
+    async def _tell_requester(self, job: Job, text: str) -> None:
+        """A reply to the job's status message that pings only the requester; a DM if the channel is closed."""
+        assert job.status_channel_id is not None and job.status_message_id is not None
+        channel = self._client.get_partial_messageable(job.status_channel_id)
+        mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)])
+        status = channel.get_partial_message(job.status_message_id).to_reference(fail_if_not_exists=False)
+        try:
+            await channel.send(fit(text), allowed_mentions=mentions, reference=status)
+        except (discord.Forbidden, discord.NotFound) as exc:
+            log.info("job=%s cannot tell the requester in the channel (%s); sending a DM instead", job.id, exc)
+            await self._dm(job.user_id, fit(text))
+        except discord.HTTPException as exc:
+            log.info("job=%s telling the requester failed: %s", job.id, exc)
 
     async def job_cancelled(self, job: Job) -> None:
         await self.status.update(job, "cancelled", detail="Cancelled: nothing more will be posted for this job.")

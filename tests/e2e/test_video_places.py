@@ -88,6 +88,8 @@ async def test_a_job_that_never_finishes_expires_tells_the_member_and_releases_t
     [status] = status_messages(fake_discord, w.channel)
     assert status.content.startswith("⌛ Expired") and "not charged" in status.content
     assert status.components == []
+    note = await fake_discord.wait_for_message(w.channel, lambda m: "job #1 expired" in m.content)
+    assert note.pinged_user_ids == [w.member.user.id], "the requester is told, not just the channel"
     assert await ledger(bot) == [(1, "released", 280_000, 0)]
 
 

@@ -137,3 +137,20 @@ async def test_cancel_while_the_submit_is_in_flight_stays_cancelled(
     await bot.engine.tracker.sweep_once()
     assert await ledger(bot) == [(1, "settled", 280_000, 280_000)]
     assert result_messages(fake_discord, w.channel) == []
+
+
+async def test_a_failed_generation_is_shown_on_the_status_the_requester_is_pinged_and_the_hold_released(
+    hailuo: LoopbackBot, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    w = discord_world
+    e2e_sim.faults.fail_next_tasks("generationFailed", message="The model could not render this.")
+    await video(fake_discord, w, {"prompt": "@everyone an impossible shape"})
+    [status] = status_messages(fake_discord, w.channel)
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    note = await fake_discord.wait_for_message(w.channel, lambda m: "job #1 failed" in m.content, timeout=10)
+    assert note.pinged_user_ids == [w.member.user.id] and note.message_reference is not None
+    assert int(note.message_reference["message_id"]) == status.id
+    assert status.content.startswith("❌ Failed") and status.components == []
+    assert await ledger(hailuo) == [(1, "released", 280_000, 0)]
+    assert result_messages(fake_discord, w.channel) == []
+    assert_pings_only(fake_discord, w.member.user.id)

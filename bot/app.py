@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 
+import aiohttp
 import discord
 import yarl
 from discord.ext import commands
@@ -36,6 +37,9 @@ def point_at(api_base: str) -> None:
 
 class HailuoBot(commands.Bot):
     def __init__(self, settings: Settings, *, guild_ready_timeout: float = 2.0) -> None:
+        # The bot never joins voice: don't warn operators that voice libraries are missing.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True  # channels, threads, roles; interactions carry the member, so no privileged intents
         super().__init__(
@@ -115,15 +119,41 @@ class HailuoBot(commands.Bot):
         return {"discord": self.is_ready() and not self.is_closed()}
 
     async def close(self) -> None:
-        """Stop new jobs, finish durable writes in flight, close the core, then Discord."""
+        """Stop new jobs, finish durable writes in flight, close the core, then Discord.
+
+        The commands stay loaded until the core is closed, so a /video arriving meanwhile is told the bot is
+        shutting down instead of meeting an unknown command.
+        """
+        if self._engine is not None:
+            await self._engine.close(SHUTDOWN_DRAIN_SECONDS)
         for ext in list(self.extensions):
             try:
                 await self.unload_extension(ext)
             except commands.ExtensionError:
                 log.exception("unloading %s failed", ext)
-        if self._engine is not None:
-            await self._engine.close(SHUTDOWN_DRAIN_SECONDS)
         await super().close()
+
+
+def startup_problem(exc: BaseException, settings: Settings) -> str | None:
+    """One plain line for an error that ended the bot's start, or None for a bug (which keeps its traceback)."""
+    if isinstance(exc, UserFacingError):
+        return exc.message
+    if isinstance(exc, discord.LoginFailure):
+        return (
+            "Discord refused DISCORD_TOKEN: reset the token in the Developer Portal (your application → Bot) "
+            "and set it again"
+        )
+    if isinstance(exc, discord.PrivilegedIntentsRequired):
+        return (
+            "Discord refused the gateway intents; the bot needs no privileged intents, so check the application's "
+            "settings in the Developer Portal"
+        )
+    where = settings.discord.api_base or DISCORD_REST_BASE
+    if isinstance(exc, (aiohttp.ClientConnectionError, discord.GatewayNotFound, TimeoutError)):
+        return f"could not reach Discord at {where}; check the network (or discord.api_base), then start again"
+    if isinstance(exc, discord.HTTPException):
+        return f"Discord answered HTTP {exc.status} while starting; try again in a minute"
+    return None
 
 
 async def _run(settings: Settings) -> int:
@@ -145,17 +175,11 @@ async def _run(settings: Settings) -> int:
         else:
             stopper.cancel()
             exc = runner.exception()
-            if isinstance(exc, discord.LoginFailure):
-                raise UserFacingError(
-                    "Discord refused DISCORD_TOKEN: reset the token in the Developer Portal "
-                    "(your application → Bot) and set it again"
-                )
-            if isinstance(exc, discord.PrivilegedIntentsRequired):
-                raise UserFacingError(
-                    "Discord refused the gateway intents; check the bot's settings in the Developer Portal"
-                )
             if exc is not None:
-                raise exc
+                problem = startup_problem(exc, settings)
+                if problem is None:
+                    raise exc
+                raise UserFacingError(problem) from exc
     log.info("shut down cleanly")
     return 0
 

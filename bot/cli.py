@@ -64,11 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"hailuo-bot: {message}", file=sys.stderr)
+    from bot.logs import redact  # errors can quote a URL or a value; secrets are masked here as in the logs
+
+    print(f"hailuo-bot: {redact(message)}", file=sys.stderr)
     return code
 
 
 def _settings(args: argparse.Namespace) -> tuple[Settings, str]:
+    if args.config is not None and not args.config.is_file():
+        raise ConfigError(
+            f"config file not found: {args.config} (copy config.example.toml there, or leave out --config "
+            "to use ./config.toml or the built-in defaults)"
+        )
     overrides = {"dry_run": True} if args.dry_run else None
     return load_settings(args.config, overrides=overrides)
 
@@ -77,13 +84,14 @@ def missing_secret(settings: Settings, *, need_discord: bool) -> str | None:
     """The one-line message for a missing token or key, or None."""
     if need_discord and not settings.discord.token.get_secret_value():
         return (
-            "DISCORD_TOKEN is not set: export DISCORD_TOKEN=<your bot token> (Discord Developer Portal → "
-            "your application → Bot → Reset Token), then start again"
+            "DISCORD_TOKEN is not set: put your bot token in the environment (export DISCORD_TOKEN=..., or "
+            "docker run -e DISCORD_TOKEN); it is in the Discord Developer Portal → your application → Bot → Reset Token"
         )
     if not settings.dry_run and not settings.runware.api_key.get_secret_value():
         return (
-            "RUNWARE_API_KEY is not set: export RUNWARE_API_KEY=<key from runware.ai → API Keys>, "
-            "or add --dry-run to try the bot on the built-in simulator"
+            "RUNWARE_API_KEY is not set: put your key in the environment (export RUNWARE_API_KEY=..., or "
+            "docker run -e RUNWARE_API_KEY); make one at runware.ai → API Keys. Or add --dry-run to try the bot "
+            "on the built-in simulator"
         )
     return None
 
@@ -94,6 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings, source = _settings(args)
     except ConfigError as exc:
         return _fail(str(exc), EX_CONFIG)
+    command = args.command
+    if command != "doctor":  # doctor reports missing secrets among its findings
+        problem = missing_secret(settings, need_discord=command is None)
+        if problem:
+            return _fail(problem, EX_CONFIG)
     from bot.logs import setup_logging
 
     secrets = [
@@ -101,18 +114,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.runware.api_key.get_secret_value(),
         settings.webhook.secret.get_secret_value(),
     ]
-    setup_logging(settings.logging, secrets=[s for s in secrets if s])
+    log_cfg = settings.logging
+    if command == "doctor" and log_cfg.level == "INFO":
+        log_cfg = log_cfg.model_copy(update={"level": "WARNING"})  # its findings are the output
+    setup_logging(log_cfg, secrets=[s for s in secrets if s])
     log.info("configuration: %s", source)
-    command = args.command
+    log.debug("settings: %s", settings.model_dump(mode="json"))  # secrets print as ********** (SecretStr)
     if command == "doctor":
         from bot.doctor import run_doctor
 
         return asyncio.run(run_doctor(settings, source))
     if command == "generate":
         return _generate(settings, args)
-    problem = missing_secret(settings, need_discord=True)
-    if problem:
-        return _fail(problem, EX_CONFIG)
     from bot.app import run_bot
 
     try:
@@ -124,9 +137,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _generate(settings: Settings, args: argparse.Namespace) -> int:
     from bot.generate import GenerateArgs, run_generate
 
-    problem = missing_secret(settings, need_discord=False)
-    if problem:
-        return _fail(problem, EX_CONFIG)
     gen = GenerateArgs(
         prompt=args.prompt,
         first_frame=args.first_frame,

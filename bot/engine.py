@@ -7,19 +7,25 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sqlite3
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
+
 from bot import logs
+from bot.errors import UserFacingError
 from bot.metrics import Metrics
 from bot.models import Period, usd_to_micros
 from bot.runware.client import RunwareClient
+from bot.runware.errors import RunwareError
+from bot.runware.models import VideoInferenceTask
 from bot.runware.simulator import RunwareSimulator
 from bot.service import VideoService
 from bot.settings import Settings
 from bot.sink import JobSink
-from bot.store.db import Database
+from bot.store.db import Database, SchemaError
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.jobs import JobStore
 from bot.store.ledger import SpendLedger
@@ -34,6 +40,16 @@ DRY_RUN_PROCESSING_SECONDS = 4.0
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class StartupError(UserFacingError):
+    """Something the bot needs at start-up is unusable; the message says what to change (one line, no traceback)."""
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
 
 
 def member_defaults(settings: Settings) -> dict[Period, int]:
@@ -72,7 +88,15 @@ class Engine:
         s = self.settings
         stack = self._stack
         self.db = Database(s.database.path)
-        await self.db.open()
+        try:
+            await self.db.open()
+        except SchemaError as exc:
+            raise StartupError(f"database: {exc}") from exc
+        except (OSError, sqlite3.Error) as exc:
+            raise StartupError(
+                f"the database {s.database.path} can't be opened ({_why(exc)}): make its folder writable by this "
+                "user or set database.path (run `hailuo-bot doctor` for details)"
+            ) from exc
         stack.push_async_callback(self.db.close)
         log.info("database %s ready (schema version %d)", s.database.path, self.db.schema_version)
 
@@ -104,6 +128,8 @@ class Engine:
         )
         await self.runware.start()
         stack.push_async_callback(self.runware.close)
+        if self.simulator is not None:
+            await self._replay_dry_run_tasks()
 
         secret = await self._webhook_secret()
         if s.webhook.public_url and secret:
@@ -117,6 +143,7 @@ class Engine:
             max_wait=s.runware.max_wait,
             sink=sink,
             clock=self._clock,
+            metrics=self.metrics,
         )
         self.service = VideoService(
             settings=s,
@@ -141,8 +168,14 @@ class Engine:
                 max_body_bytes=s.webhook.max_body_bytes,
             )
             self.webhook_server = WebhookServer(deps, s.webhook.host, s.webhook.port)
-            await self.webhook_server.start()
             stack.push_async_callback(self.webhook_server.close)
+            try:
+                await self.webhook_server.start()
+            except OSError as exc:
+                raise StartupError(
+                    f"can't listen on webhook.listen {s.webhook.listen} ({_why(exc)}): stop whatever uses that "
+                    "port (another copy of the bot?) or set webhook.listen / HAILUO_WEBHOOK__LISTEN"
+                ) from exc
         if not self.webhook_url:
             log.info("no webhook.public_url: results come by polling every %ss", s.runware.poll_interval)
         self.started = True
@@ -152,6 +185,22 @@ class Engine:
         await self.service.recover_reserved(startup=True)
         await self.tracker.start()
         self._stack.push_async_callback(self.tracker.stop)
+
+    async def _replay_dry_run_tasks(self) -> None:
+        """The simulator lives in this process, so a restart forgets its tasks: hand it the unfinished ones again.
+
+        Dry run only; it bills nothing. The taskUUIDs stay the same, so the tracker resumes them as usual.
+        """
+        for uuid in await self.jobs.tracked_task_uuids():
+            job = await self.jobs.by_task_uuid(uuid)
+            task = job.params_dict().get("task") if job is not None and job.dry_run else None
+            if job is None or not isinstance(task, dict):
+                continue
+            try:
+                await self.runware.submit(VideoInferenceTask.model_validate(task))
+                log.info("job=%s task=%s DRY RUN: handed to the simulator again after the restart", job.id, uuid)
+            except (RunwareError, ValidationError) as exc:
+                log.warning("job=%s task=%s DRY RUN: the simulator could not take the job again: %s", job.id, uuid, exc)
 
     async def _webhook_secret(self) -> str | None:
         s = self.settings

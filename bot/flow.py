@@ -148,7 +148,7 @@ class VideoFlow:
             await send_ephemeral(interaction, f"Job #{job.id} was cancelled; nothing will be posted for it.")
             return job
         where = f" Follow it here: {status_msg.jump_url}" if status_msg is not None else ""
-        dry = " (dry run: simulated, nothing billed)" if job.dry_run else ""
+        dry = " (🧪 DRY RUN: simulated, nothing billed)" if job.dry_run else ""
         await send_ephemeral(
             interaction,
             f"Job #{job.id} is on its way{dry}: {job.variations} × {job.resolution}, {job.duration} s, "

@@ -197,8 +197,9 @@ class Registry:
         return "\n".join(lines) + "\n"
 
 
-DELIVERY_OUTCOMES = ("attachment", "link", "dm", "undeliverable", "duplicate_avoided")
+DELIVERY_OUTCOMES = ("attachment", "link", "dm", "undeliverable", "existing")
 SPEND_MODES = ("real", "dry_run")
+WEBHOOK_OUTCOMES = ("ok", "duplicate", "bad_secret", "unknown_task", "bad_json", "too_large")
 
 
 class Metrics(Registry):
@@ -232,7 +233,8 @@ class Metrics(Registry):
         self.deliveries = self.register(
             Counter(
                 "hailuo_deliveries_total",
-                "Clip deliveries by outcome (attachment, link, dm, undeliverable, duplicate_avoided).",
+                "Clips delivered by outcome: attachment, link, dm, undeliverable, or existing (found already posted "
+                "after a restart, so not posted twice); `generate` counts file.",
                 ["outcome"],
             )
         )
@@ -243,6 +245,8 @@ class Metrics(Registry):
                 ["mode"],
             )
         )
+        for outcome in WEBHOOK_OUTCOMES:
+            self.webhooks.inc(0, outcome=outcome)
         for outcome in DELIVERY_OUTCOMES:
             self.deliveries.inc(0, outcome=outcome)
         for mode in SPEND_MODES:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from bot.background import Loop, TaskGroup
 from bot.crashpoints import crash_point
+from bot.metrics import Metrics
 from bot.models import ClipResult, Job, JobState, ResultState, usd_to_micros
 from bot.runware.client import RunwareClient, TaskStatus
 from bot.runware.errors import RunwareError, classify, user_message_for
@@ -43,8 +44,10 @@ class JobTracker:
         max_wait: float,
         sink: JobSink | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self._jobs = jobs
+        self._metrics = metrics
         self._ledger = ledger
         self._runware = runware
         self._max_wait = max_wait
@@ -91,7 +94,7 @@ class JobTracker:
             if job is None:
                 continue
             if job.state is JobState.SUCCEEDED:
-                await self._ledger.settle(job.id, job.cost_micros)
+                await self._settle(job, job.cost_micros)
             elif job.state in (JobState.FAILED, JobState.EXPIRED):
                 await self._ledger.release(job.id)
 
@@ -199,7 +202,7 @@ class JobTracker:
                 return
             if results:
                 if await self._jobs.transition(job.id, JobState.SUCCEEDED, cost_micros=cost):
-                    await self._ledger.settle(job.id, cost)
+                    await self._settle(job, cost)
                     log.info("job=%s task=%s succeeded: %d clip(s)", job.id, job.task_uuid, len(results))
                     if failures:
                         log.info("job=%s task=%s: %d generation(s) failed", job.id, job.task_uuid, len(failures))
@@ -215,10 +218,16 @@ class JobTracker:
         """A cancelled job finished at Runware: charge what Runware reports, post nothing."""
         if successes:
             costs = [usd_to_micros(i.cost) for i in successes if i.cost is not None]
-            await self._ledger.settle(job.id, sum(costs) if costs else None)
+            await self._settle(job, sum(costs) if costs else None)
         else:
             await self._ledger.release(job.id)
         log.info("job=%s task=%s (cancelled) finished at Runware; money settled", job.id, job.task_uuid)
+
+    async def _settle(self, job: Job, cost: int | None) -> None:
+        """Settle the hold (Runware's cost, else the estimate) and count it as real or simulated spend."""
+        if await self._ledger.settle(job.id, cost) and self._metrics is not None:
+            charged = cost if cost is not None else job.estimate_micros
+            self._metrics.spend_micros.inc(charged, mode="dry_run" if job.dry_run else "real")
 
     @staticmethod
     def _reason(failures: Sequence[RunwareErrorItem]) -> str:
@@ -295,6 +304,8 @@ class JobTracker:
                 outcome.result_id, to, message_id=outcome.message_id, channel_id=outcome.channel_id
             ):
                 self.deliveries += 1
+                if self._metrics is not None:
+                    self._metrics.deliveries.inc(outcome=outcome.how)
 
     async def deliver_leftovers(self) -> None:
         by_job: dict[int, list[ClipResult]] = defaultdict(list)

@@ -20,6 +20,8 @@ from bot.tracker import JobTracker
 log = logging.getLogger(__name__)
 
 WEBHOOK_PREFIX = "/runware/"
+#: `GET /runware/doctor-<hex>` answers probe_body(): how `doctor` sees that webhook.public_url reaches this server.
+PROBE_PREFIX = "doctor-"
 
 HealthCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -40,6 +42,14 @@ DEPS: web.AppKey[WebhookDeps] = web.AppKey("deps", WebhookDeps)
 def webhook_url(public_url: str, secret: str) -> str:
     """The URL Runware is told to POST to: the public base, then a path holding the secret."""
     return f"{public_url.rstrip('/')}{WEBHOOK_PREFIX}{secret}"
+
+
+def probe_body(probe: str) -> str:
+    return f"hailuo-bot webhook listener: {probe}"
+
+
+async def handle_probe(request: web.Request) -> web.Response:
+    return web.Response(text=probe_body(PROBE_PREFIX + request.match_info["nonce"]))
 
 
 def _reject(deps: WebhookDeps, status: int, reason: str) -> web.Response:
@@ -102,10 +112,16 @@ async def handle_webhook(request: web.Request) -> web.Response:
 
 
 async def handle_health(request: web.Request) -> web.Response:
+    """200 when every part the bot needs is up (Discord, the database, the tracker), else 503 naming what is not."""
     deps = request.app[DEPS]
-    checks = await deps.health()
-    ok = all(checks.values())
-    return web.json_response({"ok": ok, "checks": checks}, status=200 if ok else 503)
+    try:
+        checks = await deps.health()
+    except Exception:
+        log.exception("health check failed")
+        checks = {"health_check": False}
+    failing = sorted(name for name, up in checks.items() if not up)
+    body = {"ok": not failing, "checks": checks, "failing": failing}
+    return web.json_response(body, status=503 if failing else 200)
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
@@ -118,6 +134,7 @@ def create_webhook_app(deps: WebhookDeps) -> web.Application:
     app = web.Application(client_max_size=deps.max_body_bytes)
     app[DEPS] = deps
     app.router.add_post(WEBHOOK_PREFIX + "{secret}", handle_webhook)
+    app.router.add_get(WEBHOOK_PREFIX + PROBE_PREFIX + "{nonce:[0-9a-f]{1,64}}", handle_probe)
     app.router.add_get("/healthz", handle_health)
     app.router.add_get("/metrics", handle_metrics)
     return app

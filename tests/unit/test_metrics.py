@@ -149,7 +149,7 @@ async def test_bot_metrics_render_and_parse() -> None:
     assert got[("hailuo_runware_request_duration_seconds_bucket", (("le", "0.1"), ("task_type", "getResponse")))] == 0
     assert got[("hailuo_webhooks_total", (("outcome", "bad_secret"),))] == 1
     assert got[("hailuo_deliveries_total", (("outcome", "attachment"),))] == 1
-    assert got[("hailuo_deliveries_total", (("outcome", "duplicate_avoided"),))] == 0  # present before any
+    assert got[("hailuo_deliveries_total", (("outcome", "existing"),))] == 0  # present before any
     assert got[("hailuo_spend_micros_total", (("mode", "real"),))] == 490_000
     assert got[("hailuo_spend_micros_total", (("mode", "dry_run"),))] == 0
 

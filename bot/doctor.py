@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 import aiohttp
 from aiohttp import web
@@ -16,9 +17,25 @@ from bot.runware.client import RunwareClient
 from bot.runware.errors import ErrorKind, RunwareError
 from bot.settings import Settings
 from bot.store.db import Database
+from bot.webhook import PROBE_PREFIX, WEBHOOK_PREFIX, probe_body
 
 DISCORD_API = "https://discord.com/api/v10"
 TIMEOUT = aiohttp.ClientTimeout(total=10)
+CHECK_TIMEOUT = 30.0
+LOW_BALANCE_USD = 5.0
+
+# Application flags (Discord's `application.flags`) that say which privileged intents the portal has switched on.
+PRIVILEGED_INTENT_FLAGS: dict[int, str] = {
+    1 << 12: "Presence",
+    1 << 13: "Presence",
+    1 << 14: "Server Members",
+    1 << 15: "Server Members",
+    1 << 18: "Message Content",
+    1 << 19: "Message Content",
+}
+# What the README asks for when the bot is added to a server: View Channels, Send Messages, Embed Links,
+# Attach Files, Read Message History, Create Public Threads, Send Messages in Threads.
+INVITE_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 35) | (1 << 38)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +46,7 @@ class Finding:
     warning: bool = False  # not a failure, but worth reading
 
     def line(self) -> str:
-        mark = "ok " if self.ok and not self.warning else ("warn" if self.ok else "FAIL")
+        mark = "ok  " if self.ok and not self.warning else ("warn" if self.ok else "FAIL")
         return f"[{mark}] {self.name}: {self.text}"
 
 
@@ -45,18 +62,36 @@ async def check_database(settings: Settings) -> Finding:
     path = settings.database.path
     db = Database(path)
     try:
-        await db.open()
+        await db.open()  # creates the file and applies migrations, exactly as the bot does at start-up
         await db.check_writable()
-        return Finding("database", True, f"{path} is writable, schema version {db.schema_version}")
+        return Finding("database", True, f"{path} is writable and migrated (schema version {db.schema_version})")
     except Exception as exc:  # any failure here is the finding itself
         return Finding(
             "database",
             False,
-            f"{path} can't be used ({type(exc).__name__}: {exc}). Check that the "
-            "folder exists and is writable by this user, or set database.path",
+            f"{path} can't be used ({_why(exc)}): make its folder writable by this user, or set database.path",
         )
     finally:
         await db.close()
+
+
+def intent_notes(flags: int) -> str | None:
+    """A note on privileged intents switched on in the portal (the bot needs none), or None."""
+    names = sorted({name for bit, name in PRIVILEGED_INTENT_FLAGS.items() if flags & bit})
+    if not names:
+        return None
+    return (
+        f"the {', '.join(names)} intent{'s are' if len(names) > 1 else ' is'} switched on in the Developer Portal; "
+        "the bot does not use privileged intents, so you can switch "
+        f"{'them' if len(names) > 1 else 'it'} off"
+    )
+
+
+def invite_url(application_id: object) -> str:
+    return (
+        f"https://discord.com/oauth2/authorize?client_id={application_id}"
+        f"&scope=bot+applications.commands&permissions={INVITE_PERMISSIONS}"
+    )
 
 
 async def check_discord(settings: Settings) -> Finding:
@@ -65,11 +100,12 @@ async def check_discord(settings: Settings) -> Finding:
         return Finding(
             "discord",
             False,
-            "DISCORD_TOKEN is not set: export DISCORD_TOKEN=<bot token from the "
-            "Developer Portal → your application → Bot>",
+            "DISCORD_TOKEN is not set: export DISCORD_TOKEN=<bot token from the Developer Portal → your "
+            "application → Bot → Reset Token>",
         )
     base = settings.discord.api_base or DISCORD_API
     headers = {"Authorization": f"Bot {token}", "User-Agent": "DiscordBot (hailuo-bot doctor, 0.1)"}
+    app: dict[str, Any] = {}
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT, headers=headers) as http:
             async with http.get(f"{base}/users/@me") as resp:
@@ -77,8 +113,8 @@ async def check_discord(settings: Settings) -> Finding:
                     return Finding(
                         "discord",
                         False,
-                        "Discord refused DISCORD_TOKEN: reset the token in the "
-                        "Developer Portal (your application → Bot) and set it again",
+                        "Discord refused DISCORD_TOKEN: reset the token in the Developer Portal "
+                        "(your application → Bot) and set it again",
                     )
                 if resp.status != 200:
                     return Finding(
@@ -86,7 +122,8 @@ async def check_discord(settings: Settings) -> Finding:
                     )
                 user = await resp.json()
             async with http.get(f"{base}/oauth2/applications/@me") as resp:
-                app = await resp.json() if resp.status == 200 else {}
+                if resp.status == 200:
+                    app = await resp.json()
     except (aiohttp.ClientError, TimeoutError) as exc:
         return Finding(
             "discord",
@@ -94,12 +131,21 @@ async def check_discord(settings: Settings) -> Finding:
             f"could not reach Discord at {base} ({type(exc).__name__}); check the network or discord.api_base",
         )
     name = user.get("username", "?")
-    public = " and is public (anyone can invite it)" if app.get("bot_public") else ""
-    return Finding(
-        "discord",
-        True,
-        f"token is valid for bot {name!r} (id {user.get('id')}){public}; no privileged intents are needed",
-    )
+    text = f"token is valid for bot {name!r} (id {user.get('id')}); it needs no privileged intents"
+    notes: list[str] = []
+    odd = intent_notes(int(app.get("flags") or 0))
+    if odd:
+        notes.append(odd)
+    if app.get("bot_require_code_grant"):
+        notes.append(
+            "'Requires OAuth2 Code Grant' is on, so the invite link needs a full OAuth2 flow: switch it off "
+            "in the Developer Portal (your application → Bot)"
+        )
+    if notes:
+        return Finding("discord", True, text + "; but " + "; and ".join(notes), warning=True)
+    if app.get("id"):
+        text += f"; invite it with {invite_url(app['id'])}"
+    return Finding("discord", True, text)
 
 
 async def check_runware(settings: Settings) -> Finding:
@@ -120,7 +166,7 @@ async def check_runware(settings: Settings) -> Finding:
     )
     try:
         await client.start()
-        details = await client.account_details()
+        details = await client.account_details()  # one cheap authenticated call; it also tells the balance
     except RunwareError as exc:
         if exc.kind is ErrorKind.AUTHENTICATION:
             return Finding(
@@ -131,81 +177,129 @@ async def check_runware(settings: Settings) -> Finding:
         return Finding(
             "runware",
             False,
-            f"Runware did not answer properly ({exc.code}); check runware.api_base and the network, then try again",
+            f"Runware at {settings.runware.api_base} did not answer properly ({exc.code or exc.kind.value}); "
+            "check runware.api_base and the network, then try again",
         )
     finally:
         await client.close()
     balance = details.balance_amount
     if balance is None:
         return Finding("runware", True, "the key works")
-    low = balance < 5
     text = f"the key works; balance ${balance:.2f}"
-    if low:
-        text += " — low: top up at runware.ai so jobs don't fail for credits"
-    return Finding("runware", True, text, warning=low)
+    if balance < LOW_BALANCE_USD:
+        text += " — low: top up at runware.ai so jobs don't fail for lack of credits"
+        return Finding("runware", True, text, warning=True)
+    return Finding("runware", True, text)
 
 
 async def check_webhook(settings: Settings) -> Finding:
     wh = settings.webhook
     nonce = secrets.token_hex(8)
+    probe = f"{PROBE_PREFIX}{nonce}"
 
     async def echo(_: web.Request) -> web.Response:
-        return web.Response(text=nonce)
+        return web.Response(text=probe_body(probe))
 
     app = web.Application()
-    app.router.add_get(f"/doctor/{nonce}", echo)
+    app.router.add_get(WEBHOOK_PREFIX + probe, echo)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
         try:
             await web.TCPSite(runner, wh.host, wh.port).start()
+            listener = f"listening on {wh.listen} works"
         except OSError as exc:
-            return Finding(
-                "webhook",
-                False,
-                f"can't listen on {wh.listen} ({exc.strerror}). If the bot is already "
-                "running, that is expected: check its /healthz instead; else change webhook.listen",
-            )
+            running = await _running_bot_health(wh.host, wh.port) if exc.errno == errno.EADDRINUSE else None
+            if running is None:
+                return Finding(
+                    "webhook",
+                    False,
+                    f"can't listen on {wh.listen} ({_why(exc)}): stop what holds that port, or set webhook.listen",
+                )
+            failing = running.get("failing") or [k for k, up in (running.get("checks") or {}).items() if not up]
+            if failing:
+                return Finding(
+                    "webhook",
+                    False,
+                    f"the bot already running on {wh.listen} reports {', '.join(failing)} down in /healthz: "
+                    "read its log for why",
+                )
+            listener = f"the bot is already running on {wh.listen} and /healthz says all is up"
         if not wh.public_url:
             return Finding(
-                "webhook",
-                True,
-                f"listening on {wh.listen} works; no webhook.public_url, so results come by polling (fine behind NAT)",
-                warning=False,
+                "webhook", True, f"{listener}; no webhook.public_url, so results come by polling (fine behind NAT)"
             )
-        url = f"{wh.public_url}/doctor/{nonce}"
+        url = f"{wh.public_url}{WEBHOOK_PREFIX}{probe}"
         try:
             async with aiohttp.ClientSession(timeout=TIMEOUT) as http, http.get(url) as resp:
-                body = await resp.text()
+                status, body = resp.status, await resp.text()
         except (aiohttp.ClientError, TimeoutError) as exc:
             return Finding(
                 "webhook",
                 False,
-                f"{wh.public_url} does not reach this listener ({type(exc).__name__}). "
-                "Check the reverse proxy / port forwarding to " + wh.listen,
-                warning=False,
+                f"{wh.public_url} does not reach the listener on {wh.listen} from here ({type(exc).__name__}): "
+                "forward it (reverse proxy, port forwarding) to that address, or leave webhook.public_url empty "
+                "to use polling",
             )
-        if resp.status == 200 and body == nonce:
-            return Finding("webhook", True, f"{wh.public_url} reaches the listener on {wh.listen}")
+        if status == 200 and body == probe_body(probe):
+            return Finding("webhook", True, f"{listener}; {wh.public_url} reaches it")
         return Finding(
             "webhook",
             False,
-            f"{wh.public_url} answered HTTP {resp.status} but not from this listener; point it at {wh.listen}",
+            f"{wh.public_url} answered HTTP {status}, but not from this bot's listener: point it at {wh.listen} "
+            f"(forward the path {WEBHOOK_PREFIX})",
         )
     finally:
         await runner.cleanup()
 
 
-async def run_doctor(settings: Settings, source: str, *, out: TextIO = sys.stdout) -> int:
-    """Run every check; print one line each; exit 0 only if nothing failed."""
+async def _running_bot_health(host: str, port: int) -> dict[str, Any] | None:
+    """The /healthz of a hailuo-bot holding the port, or None if something else holds it."""
+    target = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - comparing, not binding
+    if ":" in target:
+        target = f"[{target}]"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as http,
+            http.get(f"http://{target}:{port}/healthz") as resp,
+        ):
+            doc = await resp.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("checks"), dict) else None
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+async def run_checks(settings: Settings, source: str, *, timeout: float = CHECK_TIMEOUT) -> list[Finding]:
+    """Every finding, in order: config, database, Discord, Runware, webhook."""
     findings = [await check_config(settings, source)]
-    for check in (check_database, check_discord, check_runware, check_webhook):
+    checks: tuple[Check, ...] = (check_database, check_discord, check_runware, check_webhook)
+    for check in checks:
+        name = check.__name__.removeprefix("check_")
         try:
-            findings.append(await asyncio.wait_for(check(settings), 30))
+            findings.append(await asyncio.wait_for(check(settings), timeout))
         except TimeoutError:
-            findings.append(Finding(check.__name__.removeprefix("check_"), False, "the check timed out; try again"))
+            findings.append(Finding(name, False, f"the check took over {timeout:.0f} s; check the network, try again"))
+        except Exception as exc:
+            findings.append(Finding(name, False, f"the check itself failed ({_why(exc)}); please report this"))
+    return findings
+
+
+async def run_doctor(settings: Settings, source: str, *, out: TextIO | None = None) -> int:
+    """Run every check; print one line each; exit 0 only if nothing failed (warnings are fine)."""
+    out = out if out is not None else sys.stdout
+    findings = await run_checks(settings, source)
     for f in findings:
         print(f.line(), file=out)
     failed = [f for f in findings if not f.ok]
-    print("all good" if not failed else f"{len(failed)} problem(s) found", file=out)
+    warned = [f for f in findings if f.ok and f.warning]
+    if failed:
+        print(f"{len(failed)} problem(s) found: fix the FAIL lines above and run `hailuo-bot doctor` again", file=out)
+    else:
+        print("all good" + (f" ({len(warned)} warning(s) worth reading)" if warned else ""), file=out)
     return 0 if not failed else 1

@@ -1,0 +1,181 @@
+"""/healthz and /metrics on the webhook server of a real Engine (simulator, SQLite file, loopback HTTP)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+import bot.engine
+from bot.engine import Engine
+from bot.metrics import CONTENT_TYPE
+from bot.models import Period
+from bot.runware.simulator import RunwareSimulator
+from bot.service import Requester, VideoOptions
+from tests.helpers import RecordingSink, make_settings
+
+ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse_prometheus(text: str) -> tuple[Samples, dict[str, str]]:
+    """Parse the text exposition format strictly: every line a comment or a well-formed sample."""
+    samples: Samples = {}
+    types: dict[str, str] = {}
+    assert text.endswith("\n")
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            types[name] = kind
+            continue
+        if line.startswith("# HELP "):
+            continue
+        match = SAMPLE.match(line)
+        assert match, f"not a sample line: {line!r}"
+        name, labels, value = match.groups()
+        pairs = tuple(sorted(LABEL.findall(labels or "")))
+        key = (name, pairs)
+        assert key not in samples, f"duplicate sample {key}"
+        samples[key] = float(value)
+    return samples, types
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+class Discord:
+    """Stands in for the bot's Discord health (a real one comes from HailuoBot; here the test flips it)."""
+
+    def __init__(self) -> None:
+        self.up = True
+
+    async def __call__(self) -> dict[str, bool]:
+        return {"discord": self.up}
+
+
+@pytest.fixture
+async def served(sim: RunwareSimulator, db_path: Path) -> AsyncIterator[tuple[Engine, RecordingSink, Discord, str]]:
+    discord = Discord()
+    eng = Engine(make_settings(db_path, sim.base_url), extra_health=discord)
+    sink = RecordingSink()
+    await eng.start(sink)
+    assert eng.webhook_server is not None
+    try:
+        yield eng, sink, discord, f"http://127.0.0.1:{eng.webhook_server.bound_port}"
+    finally:
+        await eng.close()
+
+
+async def get(url: str) -> tuple[int, str, dict[str, str]]:
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        return resp.status, await resp.text(), dict(resp.headers)
+
+
+async def get_health(base: str) -> tuple[int, dict[str, object]]:
+    async with aiohttp.ClientSession() as http, http.get(base + "/healthz") as resp:
+        return resp.status, await resp.json()
+
+
+async def test_healthz_is_503_until_the_tracker_runs_then_200(
+    served: tuple[Engine, RecordingSink, Discord, str],
+) -> None:
+    eng, _, _, base = served
+    status, doc = await get_health(base)
+    assert status == 503
+    assert doc["failing"] == ["tracker"]
+    assert doc["checks"] == {"database": True, "tracker": False, "discord": True}
+    await eng.start_tracking()
+    status, doc = await get_health(base)
+    assert status == 200
+    assert doc == {"ok": True, "checks": {"database": True, "tracker": True, "discord": True}, "failing": []}
+
+
+async def test_healthz_names_discord_when_it_is_down(served: tuple[Engine, RecordingSink, Discord, str]) -> None:
+    eng, _, discord, base = served
+    await eng.start_tracking()
+    discord.up = False
+    status, doc = await get_health(base)
+    assert status == 503 and doc["failing"] == ["discord"] and doc["ok"] is False
+
+
+async def test_healthz_names_the_database_when_it_is_gone(served: tuple[Engine, RecordingSink, Discord, str]) -> None:
+    eng, _, _, base = served
+    await eng.start_tracking()
+    await eng.db.close()
+    status, doc = await get_health(base)
+    assert status == 503 and doc["failing"] == ["database"]
+
+
+async def test_metrics_count_jobs_requests_webhooks_deliveries_and_spend(
+    served: tuple[Engine, RecordingSink, Discord, str], sim: RunwareSimulator
+) -> None:
+    eng, sink, _, base = served
+    job = await eng.service.create(VideoOptions(prompt="a lighthouse in a storm"), ALICE)
+    sim.finish(job.task_uuid)
+    await eng.tracker.sweep_once()
+    assert len(sink.delivered) == 1
+    async with aiohttp.ClientSession() as http, http.post(base + "/runware/wrong-secret", json={"data": []}) as resp:
+        assert resp.status == 401
+    status, text, headers = await get(base + "/metrics")
+    assert status == 200
+    assert headers["Content-Type"] == CONTENT_TYPE
+    samples, types = parse_prometheus(text)
+    assert types == {
+        "hailuo_jobs": "gauge",
+        "hailuo_runware_requests_total": "counter",
+        "hailuo_runware_request_duration_seconds": "histogram",
+        "hailuo_webhooks_total": "counter",
+        "hailuo_deliveries_total": "counter",
+        "hailuo_spend_micros_total": "counter",
+    }
+    # jobs by state, every state present
+    assert value(samples, "hailuo_jobs", state="succeeded") == 1
+    assert value(samples, "hailuo_jobs", state="failed") == 0
+    # Runware requests and their latency
+    assert value(samples, "hailuo_runware_requests_total", task_type="videoInference", outcome="ok") == 1
+    assert value(samples, "hailuo_runware_requests_total", task_type="getResponse", outcome="ok") >= 1
+    count = value(samples, "hailuo_runware_request_duration_seconds_count", task_type="videoInference")
+    assert count == 1
+    assert value(samples, "hailuo_runware_request_duration_seconds_bucket", task_type="videoInference", le="+Inf") == 1
+    # webhooks received / rejected
+    assert value(samples, "hailuo_webhooks_total", outcome="bad_secret") == 1
+    assert value(samples, "hailuo_webhooks_total", outcome="ok") == 0
+    # deliveries and spend (real, since this engine is live; nothing simulated)
+    assert value(samples, "hailuo_deliveries_total", outcome="attachment") == 1
+    assert value(samples, "hailuo_deliveries_total", outcome="undeliverable") == 0
+    assert value(samples, "hailuo_spend_micros_total", mode="real") == 280_000
+    assert value(samples, "hailuo_spend_micros_total", mode="dry_run") == 0
+
+
+async def test_dry_run_spend_is_counted_apart_and_kept_out_of_real_reports(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bot.engine, "DRY_RUN_PROCESSING_SECONDS", 0.0)
+    settings = make_settings(db_path, "http://127.0.0.1:9/unused", dry_run=True)
+    eng = Engine(settings)
+    sink = RecordingSink()
+    await eng.start(sink)
+    try:
+        assert eng.simulator is not None
+        job = await eng.service.create(VideoOptions(prompt="a paper boat in a rain gutter"), ALICE)
+        assert job.dry_run
+        await eng.tracker.sweep_once()
+        done = await eng.jobs.get(job.id)
+        assert done is not None and done.cost_micros == 280_000
+        assert eng.metrics.spend_micros.value(mode="dry_run") == 280_000
+        assert eng.metrics.spend_micros.value(mode="real") == 0
+        now = datetime.now(UTC)
+        real = await eng.ledger.report(1000, Period.MONTH, now)
+        simulated = await eng.ledger.report(1000, Period.MONTH, now, dry_run=True)
+        assert real.settled_micros == 0 and real.jobs == 0
+        assert simulated.settled_micros == 280_000 and simulated.jobs == 1
+    finally:
+        await eng.close()

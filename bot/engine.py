@@ -144,6 +144,7 @@ class Engine:
             sink=sink,
             clock=self._clock,
             metrics=self.metrics,
+            dry_run=s.dry_run,
         )
         self.service = VideoService(
             settings=s,

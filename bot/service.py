@@ -342,6 +342,8 @@ class VideoService:
         for job in await self._jobs.unfinished():
             if job.state is not JobState.RESERVED or job.id in self._inflight:
                 continue
+            if job.dry_run != self._settings.dry_run:
+                continue  # a dry-run job never goes to the real Runware, nor a live one to the simulator
             if not startup and now - job.created_at < RESERVED_GRACE:
                 continue
             if (now - job.created_at).total_seconds() > self._settings.runware.max_wait:

@@ -45,9 +45,11 @@ class JobTracker:
         sink: JobSink | None = None,
         clock: Callable[[], datetime] = _utcnow,
         metrics: Metrics | None = None,
+        dry_run: bool = False,
     ) -> None:
         self._jobs = jobs
         self._metrics = metrics
+        self._dry_run = dry_run
         self._ledger = ledger
         self._runware = runware
         self._max_wait = max_wait
@@ -112,6 +114,8 @@ class JobTracker:
                 continue  # owned by the service until Runware acknowledges it
             if job.task_uuid not in tracked:
                 continue
+            if job.dry_run != self._dry_run:
+                continue  # the other mode's Runware holds it: left for a start in that mode
             if self._overdue(job, now):
                 await self.expire(job)
             else:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-import bot.engine
 from bot.engine import Engine
 from bot.metrics import CONTENT_TYPE
-from bot.models import Period
 from bot.runware.simulator import RunwareSimulator
 from bot.service import Requester, VideoOptions
 from tests.helpers import RecordingSink, make_settings
@@ -153,29 +150,3 @@ async def test_metrics_count_jobs_requests_webhooks_deliveries_and_spend(
     assert value(samples, "hailuo_deliveries_total", outcome="undeliverable") == 0
     assert value(samples, "hailuo_spend_micros_total", mode="real") == 280_000
     assert value(samples, "hailuo_spend_micros_total", mode="dry_run") == 0
-
-
-async def test_dry_run_spend_is_counted_apart_and_kept_out_of_real_reports(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(bot.engine, "DRY_RUN_PROCESSING_SECONDS", 0.0)
-    settings = make_settings(db_path, "http://127.0.0.1:9/unused", dry_run=True)
-    eng = Engine(settings)
-    sink = RecordingSink()
-    await eng.start(sink)
-    try:
-        assert eng.simulator is not None
-        job = await eng.service.create(VideoOptions(prompt="a paper boat in a rain gutter"), ALICE)
-        assert job.dry_run
-        await eng.tracker.sweep_once()
-        done = await eng.jobs.get(job.id)
-        assert done is not None and done.cost_micros == 280_000
-        assert eng.metrics.spend_micros.value(mode="dry_run") == 280_000
-        assert eng.metrics.spend_micros.value(mode="real") == 0
-        now = datetime.now(UTC)
-        real = await eng.ledger.report(1000, Period.MONTH, now)
-        simulated = await eng.ledger.report(1000, Period.MONTH, now, dry_run=True)
-        assert real.settled_micros == 0 and real.jobs == 0
-        assert simulated.settled_micros == 280_000 and simulated.jobs == 1
-    finally:
-        await eng.close()

@@ -101,3 +101,36 @@ async def test_server_defaults_fill_omitted_options(
     assert (task["width"], task["height"], task["duration"], task["numberResults"]) == (1920, 1080, 6, 1)
     assert task["providerSettings"] == {"minimax": {"promptOptimizer": True}}
     assert "inputs" not in task
+
+
+async def test_the_registered_commands_carry_the_options_of_the_spec(
+    hailuo: LoopbackBot, fake_discord: FakeDiscord
+) -> None:
+    commands = {c["name"]: c for c in fake_discord.commands[1000]}
+    video_cmd = commands["video"]
+    options = {o["name"]: o for o in video_cmd["options"]}
+    assert list(options) == [
+        "prompt",
+        "first_frame",
+        "last_frame",
+        "resolution",
+        "duration",
+        "variations",
+        "prompt_optimizer",
+    ]
+    kinds = {name: o["type"] for name, o in options.items()}
+    assert kinds == {
+        "prompt": 3,
+        "first_frame": 11,
+        "last_frame": 11,
+        "resolution": 3,
+        "duration": 4,
+        "variations": 4,
+        "prompt_optimizer": 5,
+    }
+    assert [name for name, o in options.items() if o.get("required")] == ["prompt"]
+    assert [c["value"] for c in options["resolution"]["choices"]] == ["768p", "1080p"]
+    assert [c["value"] for c in options["duration"]["choices"]] == [6, 10]
+    assert (options["variations"]["min_value"], options["variations"]["max_value"]) == (1, 20)
+    assert [o["name"] for o in commands["usage"].get("options", [])] == ["member"]
+    assert commands["jobs"].get("options", []) == []

@@ -13,7 +13,7 @@ import discord
 
 from bot.clips import ClipError, ClipTooLarge, fetch_clip
 from bot.crashpoints import crash_point
-from bot.formatting import clip_line, dry_prefix, fit, result_message
+from bot.formatting import clip_line, fit, result_message
 from bot.models import ClipResult, Job
 from bot.settings import Settings
 from bot.sink import Delivered
@@ -61,7 +61,7 @@ class ClipDelivery:
         phase = "expired" if job.state.value == "expired" else "failed"
         await self.status.update(job, phase, detail=reason)
         if job.status_message_id is None:
-            await self._dm(job.user_id, f"{dry_prefix(job)}Your video job #{job.id} did not work out: {reason}")
+            await self._dm(job.user_id, f"Your video job #{job.id} did not work out: {reason}")
         elif job.submitted_at is not None:  # it ran for a while: the member may have stopped watching, so ping them
             await self._tell_requester(
                 job, f"{dry_prefix(job)}<@{job.user_id}> your video job #{job.id} {phase}: {reason}"
@@ -213,7 +213,14 @@ class ClipDelivery:
         crash_point("after_download")
         text = result_message(job, numbered, total=total, last=last, ttl_expires=expires)
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)])
-        msg = await self._send(job, target, text, files, mentions, nonce_for(job.id, group[0][0]))
+        try:
+            msg = await self._send(job, target, text, files, mentions, nonce_for(job.id, group[0][0]))
+        except discord.HTTPException as exc:
+            if exc.status != 413 or not files:
+                raise
+            # Discord's limit was lower than the bot believed (a boost ended, a DM): links instead, not a retry loop.
+            log.info("job=%s Discord refused the upload as too large (%s); posting links", job.id, exc)
+            return await self._send_group(job, [(n, r, None) for n, r, _ in group], total, target, last=last)
         if msg is None:
             return [Delivered(r.id, ok=False, how="undeliverable") for _, r, _ in group]
         dm = target is None or msg.channel.id != getattr(target, "id", None)
@@ -252,5 +259,7 @@ class ClipDelivery:
                 kwargs["nonce"] = nonce
             return await user.send(text, **kwargs)
         except discord.HTTPException as exc:
+            if exc.status == 413 and files:
+                raise  # too large for a DM: the caller posts links instead
             log.info("DM to user %s failed: %s", user_id, exc)
             return None

@@ -123,3 +123,41 @@ async def test_closed_dms_leave_the_result_undeliverable_but_kept(
     assert result.state.value == "undeliverable" and result.video_url.startswith(e2e_sim.origin)
     job = await hailuo.engine.jobs.get(1)
     assert job is not None and job.state.value == "succeeded" and job.cost_micros == 280_000
+
+
+async def test_an_upload_discord_refuses_as_too_large_is_posted_as_a_link_instead(
+    make_bot: BotFactory, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    """The bot's idea of the upload limit can be stale (a boost ended): Discord's 413 must not loop forever."""
+    w = discord_world
+    w.guild.premium_tier = 2
+    bot = await make_bot()
+    w.guild.premium_tier = 0  # the boost ends; the bot is not told
+    e2e_sim.faults.oversized_clip_bytes = 11 * MIB
+    await video(fake_discord, w, {"prompt": "a glacier calving"})
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    msg = await fake_discord.wait_for_message(w.channel, lambda m: "hailuo:delete:1" in m.custom_ids(), timeout=10)
+    [result] = await results_after_delivery(bot, 1)
+    assert msg.attachments == [] and result.video_url in msg.content
+    assert result.state.value == "delivered" and result.message_id == msg.id
+    refused = [r for r in fake_discord.requests_to("POST", "/channels/{channel_id}/messages") if r.status == 413]
+    assert len(refused) == 1
+
+
+async def test_a_clip_too_large_for_a_dm_reaches_the_requester_as_a_link(
+    make_bot: BotFactory, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    w = discord_world
+    w.guild.premium_tier = 2  # 50 MiB in the server, but a DM takes 10 MiB
+    bot = await make_bot()
+    e2e_sim.faults.oversized_clip_bytes = 11 * MIB
+    await video(fake_discord, w, {"prompt": "an avalanche far away"})
+    fake_discord.forbid_posting(w.channel)
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    await fake_discord.wait_until(lambda: fake_discord.dm_channel(w.member) is not None, timeout=10, what="a DM")
+    dm = fake_discord.dm_channel(w.member)
+    assert dm is not None
+    msg = await fake_discord.wait_for_message(dm, timeout=10)
+    [result] = await results_after_delivery(bot, 1)
+    assert msg.attachments == [] and result.video_url in msg.content
+    assert result.state.value == "delivered" and result.channel_id == dm.id

@@ -241,7 +241,10 @@ class ClipDelivery:
                 return await target.send(
                     text, files=files, view=result_view(job.id), allowed_mentions=mentions, nonce=nonce
                 )
-            except (discord.Forbidden, discord.NotFound) as exc:
+            except discord.HTTPException as exc:
+                # 403, 404, or another 4xx that a retry would meet again (a locked thread); 5xx: try again later.
+                if not 400 <= exc.status < 500 or (exc.status == 413 and files):
+                    raise
                 log.info("job=%s cannot post in channel (%s); sending a DM instead", job.id, exc)
                 for f in files:
                     f.reset()

@@ -161,3 +161,20 @@ async def test_a_clip_too_large_for_a_dm_reaches_the_requester_as_a_link(
     [result] = await results_after_delivery(bot, 1)
     assert msg.attachments == [] and result.video_url in msg.content
     assert result.state.value == "delivered" and result.channel_id == dm.id
+
+
+async def test_a_channel_that_refuses_the_post_for_good_sends_a_dm_instead_of_retrying_forever(
+    hailuo: LoopbackBot, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    """A 4xx (say, 50083: the job's thread was archived and locked) will not change on retry."""
+    w = discord_world
+    await video(fake_discord, w, {"prompt": "a bell tower at noon"})
+    fake_discord.fail_next("POST", "/channels/{channel_id}/messages", status=400)
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    await fake_discord.wait_until(lambda: fake_discord.dm_channel(w.member) is not None, timeout=10, what="a DM")
+    dm = fake_discord.dm_channel(w.member)
+    assert dm is not None
+    msg = await fake_discord.wait_for_message(dm, lambda m: bool(m.attachments), timeout=10)
+    [result] = await results_after_delivery(hailuo, 1)
+    assert result.state.value == "delivered" and result.message_id == msg.id
+    assert result_messages(fake_discord, w.channel) == []

@@ -1,4 +1,4 @@
-"""Delivery of finished clips: attach or link, mentions kept inert, DM fallback when the channel is closed to the bot."""
+"""Delivery of finished clips: attach or link, mentions kept inert, a DM when the channel is closed to the bot."""
 
 from __future__ import annotations
 

@@ -32,9 +32,15 @@ async def test_every_bad_input_gets_an_ephemeral_answer_naming_the_problem_and_n
         ({"prompt": " ", "first_frame": fake.add_attachment("early.png", png_bytes())}, ["empty"]),
         ({"prompt": "x" * 2001}, ["too long", "2000"]),
         ({"prompt": "  \t  "}, ["empty"]),
-        ({"prompt": "a cat", "first_frame": fake.add_attachment("notes.png", b"just some text, honest")}, ["notes.png", "PNG, JPEG or WEBP"]),
+        (
+            {"prompt": "a cat", "first_frame": fake.add_attachment("notes.png", b"just some text, honest")},
+            ["notes.png", "PNG, JPEG or WEBP"],
+        ),
         ({"prompt": "a cat", "last_frame": fake.add_attachment("huge.png", bytes(11 * MIB))}, ["huge.png", "10 MiB"]),
-        ({"prompt": "a cat", "first_frame": fake.add_attachment("cut.png", png_bytes()[:300])}, ["cut.png", "could not be read"]),
+        (
+            {"prompt": "a cat", "first_frame": fake.add_attachment("cut.png", png_bytes()[:300])},
+            ["cut.png", "could not be read"],
+        ),
         ({"prompt": "a cat", "resolution": "1080p", "duration": 10}, ["768p: 6 or 10 s", "1080p: 6 s"]),
         ({"prompt": "a cat", "variations": 5}, ["between 1 and 4", "5"]),
         ({"prompt": "a cat", "first_frame": good, "variations": 7}, ["between 1 and 4"]),

@@ -115,9 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.webhook.secret.get_secret_value(),
     ]
     log_cfg = settings.logging
-    if command == "doctor" and log_cfg.level == "INFO":
-        log_cfg = log_cfg.model_copy(update={"level": "WARNING"})  # its findings are the output
-    setup_logging(log_cfg, secrets=[s for s in secrets if s])
+    if command and log_cfg.level == "INFO":
+        # doctor's findings and generate's lines are the output: only real errors are logged besides
+        log_cfg = log_cfg.model_copy(update={"level": "ERROR"})
+    # The bot logs to stdout; doctor and generate keep stdout for their own output and log to stderr.
+    setup_logging(log_cfg, secrets=[s for s in secrets if s], stream=sys.stderr if command else None)
     log.info("configuration: %s", source)
     log.debug("settings: %s", settings.model_dump(mode="json"))  # secrets print as ********** (SecretStr)
     if command == "doctor":

@@ -15,6 +15,7 @@ from bot.engine import Engine
 from bot.errors import UserFacingError
 from bot.images import read_image
 from bot.models import ClipResult, ImageInput, Job, JobState, ResultState, format_usd
+from bot.policy import MAX_VARIATIONS, check_resolution_duration, check_variations, clean_prompt
 from bot.service import Requester, VideoOptions
 from bot.settings import Settings
 from bot.sink import Delivered
@@ -103,6 +104,12 @@ async def load_frames(args: GenerateArgs, settings: Settings) -> tuple[ImageInpu
 
 async def run_generate(settings: Settings, args: GenerateArgs, *, stdout: TextIO = sys.stdout) -> int:
     """Run one job to the end. Returns the process exit code; user-facing problems raise UserFacingError."""
+    # Refuse what can be refused without the database or Runware before opening anything.
+    clean_prompt(args.prompt)
+    if args.resolution is not None and args.duration is not None:
+        check_resolution_duration(args.resolution, args.duration)
+    if args.variations is not None:
+        check_variations(args.variations, MAX_VARIATIONS)
     first, last = await load_frames(args, settings)
     opts = VideoOptions(
         prompt=args.prompt,

@@ -279,7 +279,7 @@ class VideoService:
 
     async def _reject(self, job: Job, exc: RunwareError) -> JobRejected:
         if exc.kind.value in ("authentication", "insufficient_credits"):
-            log.error("job=%s Runware refused the bot's account: %s (%s)", job.id, exc.code, exc.kind.value)
+            log.warning("job=%s Runware refused the bot's account: %s (%s)", job.id, exc.code, exc.kind.value)
         elif exc.code in ("unsupportedParameter", "unknownParameter"):
             log.error("job=%s the bot built a request Runware refused (%s %s): a bug", job.id, exc.code, exc.parameter)
         return await self._reject_text(job, user_message_for(exc))

@@ -25,6 +25,7 @@ class StatusReporter:
         self._jobs = jobs
         self._interval = interval
         self._last_edit: dict[int, float] = {}
+        self._ended: set[int] = set()  # jobs whose status reached a final phase: later routine news is stale
 
     async def create(self, job: Job, channel: discord.abc.Messageable) -> discord.Message:
         """Post the job's status message and remember where it is (durably, so a restart can edit it)."""
@@ -50,11 +51,15 @@ class StatusReporter:
         if job.status_message_id is None or job.status_channel_id is None:
             return
         final = phase in FINAL_PHASES
+        if not final and job.id in self._ended:
+            return  # e.g. a poll round that read "processing" just before a webhook finished the job
         now = time.monotonic()
         last = self._last_edit.get(job.id)
         if not (final or force) and last is not None and now - last < self._interval:
             return
         self._last_edit[job.id] = now
+        if final:
+            self._ended.add(job.id)
         started = job.submitted_at or job.created_at
         elapsed = (datetime.now(UTC) - started).total_seconds()
         text = status_message(job, phase, elapsed_s=elapsed, progress=progress, detail=detail)

@@ -154,3 +154,20 @@ async def test_a_failed_generation_is_shown_on_the_status_the_requester_is_pinge
     assert await ledger(hailuo) == [(1, "released", 280_000, 0)]
     assert result_messages(fake_discord, w.channel) == []
     assert_pings_only(fake_discord, w.member.user.id)
+
+
+async def test_a_late_progress_report_never_reopens_a_finished_status(
+    hailuo: LoopbackBot, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    """A poll round that read 'processing' before the webhook finished the job must not bring back Cancel."""
+    w = discord_world
+    await video(fake_discord, w, {"prompt": "a kettle coming to the boil"})
+    stale = await hailuo.engine.jobs.get(1)  # what a poll round in flight still holds: SUBMITTED
+    assert stale is not None and stale.state.value == "submitted"
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    status = await fake_discord.wait_for_message(w.channel, lambda m: m.content.startswith("✅ Done"), timeout=10)
+    edits = len(edits_of(fake_discord, status))
+    await hailuo.delivery.job_progress(stale, 50)
+    await hailuo.delivery.job_submitted(stale)
+    assert status.content.startswith("✅ Done") and status.components == []
+    assert len(edits_of(fake_discord, status)) == edits

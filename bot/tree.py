@@ -14,7 +14,11 @@ from bot.formatting import fit
 
 log = logging.getLogger(__name__)
 
-GENERIC = "Something went wrong on the bot's side (error id {eid}). Nothing was charged for it; please try again."
+# No promise about money here: the error may come after a job was reserved or submitted (/jobs shows where it is).
+GENERIC = (
+    "Something went wrong on the bot's side (error id {eid}). Please try again; if it keeps happening, "
+    "give a moderator this id."
+)
 
 
 def message_for(error: BaseException) -> tuple[str, bool]:

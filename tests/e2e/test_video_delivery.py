@@ -178,3 +178,17 @@ async def test_a_channel_that_refuses_the_post_for_good_sends_a_dm_instead_of_re
     [result] = await results_after_delivery(hailuo, 1)
     assert result.state.value == "delivered" and result.message_id == msg.id
     assert result_messages(fake_discord, w.channel) == []
+
+
+async def test_a_link_says_when_it_expires_when_clips_have_a_ttl(
+    make_bot: BotFactory, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    w = discord_world
+    await make_bot(runware={"ttl": 3600})
+    e2e_sim.faults.oversized_clip_bytes = 11 * MIB
+    await video(fake_discord, w, {"prompt": "a harbour at night"})
+    [task] = video_tasks(e2e_sim)
+    assert task["ttl"] == 3600
+    e2e_sim.finish(task["taskUUID"])
+    msg = await fake_discord.wait_for_message(w.channel, lambda m: "hailuo:delete:1" in m.custom_ids(), timeout=10)
+    assert msg.attachments == [] and "Links expire <t:" in msg.content

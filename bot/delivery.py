@@ -13,7 +13,7 @@ import discord
 
 from bot.clips import ClipError, ClipTooLarge, fetch_clip
 from bot.crashpoints import crash_point
-from bot.formatting import clip_line, fit, result_message
+from bot.formatting import clip_line, dry_prefix, fit, result_message
 from bot.models import ClipResult, Job
 from bot.settings import Settings
 from bot.sink import Delivered
@@ -61,7 +61,7 @@ class ClipDelivery:
         phase = "expired" if job.state.value == "expired" else "failed"
         await self.status.update(job, phase, detail=reason)
         if job.status_message_id is None:
-            await self._dm(job.user_id, f"Your video job #{job.id} did not work out: {reason}")
+            await self._dm(job.user_id, f"{dry_prefix(job)}Your video job #{job.id} did not work out: {reason}")
         elif job.submitted_at is not None:  # it ran for a while: the member may have stopped watching, so ping them
             await self._tell_requester(
                 job, f"{dry_prefix(job)}<@{job.user_id}> your video job #{job.id} {phase}: {reason}"

@@ -121,23 +121,12 @@ class VideoFlow:
         channel = interaction.channel
         in_thread = isinstance(channel, discord.Thread)
         job = await service.reserve(plan, thread_id=channel.id if in_thread and channel is not None else None)
-        target: Any = channel
-        if plan.channel_rule.threads and not in_thread and isinstance(channel, discord.TextChannel):
-            try:
-                thread = await channel.create_thread(
-                    name=thread_name(plan.prompt), type=discord.ChannelType.public_thread, auto_archive_duration=1440
-                )
-                await self.engine.jobs.set_thread(job.id, thread.id)
-                target = thread
-            except discord.HTTPException as exc:
-                log.info("job=%s could not open a thread (%s); using the channel", job.id, exc)
-        job = await self.engine.jobs.get(job.id) or job
-        status_msg: discord.Message | None = None
-        if target is not None:
-            try:
-                status_msg = await self.bot.delivery.status.create(job, target)
-            except discord.HTTPException as exc:
-                log.info("job=%s could not post a status message: %s", job.id, exc)
+        try:
+            status_msg = await self._open_job_place(job, plan, channel, in_thread)
+        except Exception:
+            # Nothing was sent to Runware yet: give the money back rather than let recovery submit it later.
+            await service.abandon(job, "The job could not be set up in Discord. You were not charged.")
+            raise
         job = await self.engine.jobs.get(job.id) or job
         try:
             job = await service.submit(job, plan)
@@ -155,6 +144,27 @@ class VideoFlow:
             f"about {format_usd(job.estimate_micros)} reserved.{where}",
         )
         return job
+
+    async def _open_job_place(self, job: Job, plan: JobPlan, channel: Any, in_thread: bool) -> discord.Message | None:
+        """The job's own thread (when the channel asks for one) and its status message there."""
+        target: Any = channel
+        if plan.channel_rule.threads and not in_thread and isinstance(channel, discord.TextChannel):
+            try:
+                thread = await channel.create_thread(
+                    name=thread_name(plan.prompt), type=discord.ChannelType.public_thread, auto_archive_duration=1440
+                )
+                await self.engine.jobs.set_thread(job.id, thread.id)
+                target = thread
+            except discord.HTTPException as exc:
+                log.info("job=%s could not open a thread (%s); using the channel", job.id, exc)
+        job = await self.engine.jobs.get(job.id) or job
+        status_msg: discord.Message | None = None
+        if target is not None:
+            try:
+                status_msg = await self.bot.delivery.status.create(job, target)
+            except discord.HTTPException as exc:
+                log.info("job=%s could not post a status message: %s", job.id, exc)
+        return status_msg
 
     # -- buttons -----------------------------------------------------------------------------------------------
 

@@ -277,6 +277,10 @@ class VideoService:
         await self._tracker.sink.job_submitted(fresh)
         return fresh
 
+    async def abandon(self, job: Job, reason: str) -> None:
+        """Fail a job that never reached Runware (set-up went wrong) and release its reservation."""
+        await self._reject_text(job, reason)
+
     async def _reject(self, job: Job, exc: RunwareError) -> JobRejected:
         if exc.kind.value in ("authentication", "insufficient_credits"):
             log.warning("job=%s Runware refused the bot's account: %s (%s)", job.id, exc.code, exc.kind.value)

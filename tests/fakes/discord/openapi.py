@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +20,14 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-SPEC_PATH = Path("/work/shared/discord-api-spec/openapi.json")
+_REPO = Path(__file__).resolve().parents[3]
+#: Discord's OpenAPI spec, from shared/ beside the checkout (as laid for sessions and CI); HAILUO_DISCORD_SPEC wins.
+SPEC_CANDIDATES = (
+    Path(os.environ.get("HAILUO_DISCORD_SPEC", _REPO.parent / "shared" / "discord-api-spec" / "openapi.json")),
+    _REPO.parent / "shared" / "discord-api-spec" / "openapi.json",
+    Path("/work/shared/discord-api-spec/openapi.json"),
+)
+SPEC_PATH = next((p for p in SPEC_CANDIDATES if p.is_file()), SPEC_CANDIDATES[0])
 
 PERMISSION_BITFIELD_MAX = 18014398509481983  # 2**54 - 1, how the spec bounds permission bitfields
 

@@ -55,6 +55,7 @@ class HailuoBot(commands.Bot):
         self._engine: Engine | None = None
         self._delivery: ClipDelivery | None = None
         self.ready_once = asyncio.Event()
+        self._setup_done = asyncio.Event()
         point_at(settings.discord.api_base)
 
     @property
@@ -79,6 +80,12 @@ class HailuoBot(commands.Bot):
         await super().connect(reconnect=reconnect)
 
     async def setup_hook(self) -> None:
+        try:
+            await self._setup()
+        finally:
+            self._setup_done.set()
+
+    async def _setup(self) -> None:
         engine = Engine(self.settings, extra_health=self._discord_health)
         self._engine = engine
         await engine.start()
@@ -125,6 +132,10 @@ class HailuoBot(commands.Bot):
         shutting down instead of meeting an unknown command.
         """
         if self._engine is not None:
+            if not self._setup_done.is_set():
+                # SIGTERM during start-up: let the start finish its writes before the core closes under it.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._setup_done.wait(), SHUTDOWN_DRAIN_SECONDS)
             await self._engine.close(SHUTDOWN_DRAIN_SECONDS)
         for ext in list(self.extensions):
             try:

@@ -125,7 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "doctor":
         from bot.doctor import run_doctor
 
-        return asyncio.run(run_doctor(settings, source))
+        code, lines = asyncio.run(run_doctor(settings, source))
+        for line in lines:
+            print(line)
+        return code
     if command == "generate":
         return _generate(settings, args)
     from bot.app import run_bot
@@ -134,6 +137,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_bot(settings)
     except UserFacingError as exc:
         return _fail(exc.message, EX_UNAVAILABLE)
+
+
+class StdConsole:
+    """generate's output: results to stdout, progress and notes to stderr."""
+
+    @property
+    def interactive(self) -> bool:
+        return sys.stderr.isatty()
+
+    def out(self, line: str) -> None:
+        print(line, flush=True)
+
+    def err(self, line: str, *, end: str = "\n") -> None:
+        print(line, end=end, file=sys.stderr, flush=True)
 
 
 def _generate(settings: Settings, args: argparse.Namespace) -> int:
@@ -150,7 +167,7 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
         out=args.out,
     )
     try:
-        return asyncio.run(run_generate(settings, gen))
+        return asyncio.run(run_generate(settings, gen, StdConsole()))
     except UserFacingError as exc:
         from bot.errors import InputError
 

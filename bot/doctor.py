@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import secrets
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -290,16 +289,14 @@ async def run_checks(settings: Settings, source: str, *, timeout: float = CHECK_
     return findings
 
 
-async def run_doctor(settings: Settings, source: str, *, out: TextIO | None = None) -> int:
-    """Run every check; print one line each; exit 0 only if nothing failed (warnings are fine)."""
-    out = out if out is not None else sys.stdout
+async def run_doctor(settings: Settings, source: str) -> tuple[int, list[str]]:
+    """Run every check: the exit code (0 only if nothing failed; warnings are fine) and one line per finding."""
     findings = await run_checks(settings, source)
-    for f in findings:
-        print(f.line(), file=out)
+    lines = [f.line() for f in findings]
     failed = [f for f in findings if not f.ok]
     warned = [f for f in findings if f.ok and f.warning]
     if failed:
-        print(f"{len(failed)} problem(s) found: fix the FAIL lines above and run `hailuo-bot doctor` again", file=out)
+        lines.append(f"{len(failed)} problem(s) found: fix the FAIL lines above and run `hailuo-bot doctor` again")
     else:
-        print("all good" + (f" ({len(warned)} warning(s) worth reading)" if warned else ""), file=out)
-    return 0 if not failed else 1
+        lines.append("all good" + (f" ({len(warned)} warning(s) worth reading)" if warned else ""))
+    return (0 if not failed else 1), lines

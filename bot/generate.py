@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol
 
 from bot.clips import ClipError, save_clip
 from bot.engine import Engine
@@ -38,13 +37,24 @@ class GenerateArgs:
     out: Path
 
 
+class Console(Protocol):
+    """Where generate's own output goes: results on `out` (stdout), progress and notes on `err` (stderr)."""
+
+    @property
+    def interactive(self) -> bool: ...
+
+    def out(self, line: str) -> None: ...
+
+    def err(self, line: str, *, end: str = "\n") -> None: ...
+
+
 class FileSink:
     """Writes each clip into the output folder and prints its path, seed and cost."""
 
-    def __init__(self, engine: Engine, out: Path, stdout: TextIO) -> None:
+    def __init__(self, engine: Engine, out: Path, console: Console) -> None:
         self._engine = engine
         self._out = out
-        self._stdout = stdout
+        self._console = console
         self.saved: list[Path] = []
         self.failure: str | None = None
 
@@ -71,12 +81,12 @@ class FileSink:
                         timeout=settings.delivery.download_timeout,
                     )
                 except ClipError as exc:
-                    print(f"could not download clip {n}: {exc}; its URL: {result.video_url}", file=sys.stderr)
+                    self._console.err(f"could not download clip {n}: {exc}; its URL: {result.video_url}")
                     out.append(Delivered(result.id, ok=False, how="undeliverable"))
                     continue
             cost = format_usd(result.cost_micros) if result.cost_micros is not None else "not reported"
             dry = " (simulated)" if job.dry_run else ""
-            print(f"{dest}  seed={result.seed}  cost={cost}{dry}", file=self._stdout)
+            self._console.out(f"{dest}  seed={result.seed}  cost={cost}{dry}")
             self.saved.append(dest)
             out.append(Delivered(result.id, ok=True, how="file"))
         return out
@@ -102,7 +112,7 @@ async def load_frames(args: GenerateArgs, settings: Settings) -> tuple[ImageInpu
     return frames[0], frames[1]
 
 
-async def run_generate(settings: Settings, args: GenerateArgs, *, stdout: TextIO = sys.stdout) -> int:
+async def run_generate(settings: Settings, args: GenerateArgs, console: Console) -> int:
     """Run one job to the end. Returns the process exit code; user-facing problems raise UserFacingError."""
     # Refuse what can be refused without the database or Runware before opening anything.
     clean_prompt(args.prompt)
@@ -123,12 +133,12 @@ async def run_generate(settings: Settings, args: GenerateArgs, *, stdout: TextIO
     engine = Engine(settings, serve_webhooks=bool(settings.webhook.public_url))
     try:
         await engine.start()
-        sink = FileSink(engine, args.out, stdout)
+        sink = FileSink(engine, args.out, console)
         engine.tracker.sink = sink
         plan = await engine.service.plan(opts, OPERATOR, operator=True)  # bad input stops here: nothing sent
         job = await engine.service.reserve(plan)
         job = await engine.service.submit(job, plan)
-        return await _wait(engine, job, sink)
+        return await _wait(engine, job, sink, console)
     finally:
         await engine.close()
 
@@ -138,10 +148,10 @@ async def _undelivered(engine: Engine, job_id: int) -> bool:
     return any(r.state in waiting for r in await engine.jobs.results(job_id))
 
 
-async def _wait(engine: Engine, job: Job, sink: FileSink) -> int:
+async def _wait(engine: Engine, job: Job, sink: FileSink, console: Console) -> int:
     interval = min(engine.settings.runware.poll_interval, 2.0)
     started = asyncio.get_running_loop().time()
-    tty = sys.stderr.isatty()
+    tty = console.interactive
     while True:
         current = await engine.jobs.get(job.id)
         if current is None:
@@ -155,14 +165,14 @@ async def _wait(engine: Engine, job: Job, sink: FileSink) -> int:
             continue
         elapsed = asyncio.get_running_loop().time() - started
         line = f"generating {current.task_uuid[:8]}… {elapsed:4.0f}s"
-        print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+        console.err(("\r" + line) if tty else line, end="" if tty else "\n")
         if elapsed > engine.settings.runware.max_wait:
             await engine.tracker.expire(current)
             continue
         await asyncio.sleep(interval)
         await engine.tracker.check_job(current.id)
     if tty:
-        print(file=sys.stderr)
+        console.err("")
     final = await engine.jobs.get(job.id)
     assert final is not None
     if final.state is not JobState.SUCCEEDED:
@@ -170,7 +180,5 @@ async def _wait(engine: Engine, job: Job, sink: FileSink) -> int:
     if not sink.saved:
         raise UserFacingError("no clip could be downloaded")
     total = format_usd(final.cost_micros) if final.cost_micros is not None else "not reported"
-    print(
-        f"done: {len(sink.saved)} clip(s), total cost {total}{' (simulated)' if final.dry_run else ''}", file=sys.stderr
-    )
+    console.err(f"done: {len(sink.saved)} clip(s), total cost {total}{' (simulated)' if final.dry_run else ''}")
     return 0

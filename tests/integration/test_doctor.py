@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -64,9 +63,7 @@ def assert_one_line_problem(f: Finding, *words: str) -> None:
 
 
 async def test_all_good_prints_one_line_per_check_and_exits_zero(settings_for: Any) -> None:
-    out = io.StringIO()
-    code = await run_doctor(settings_for(), "config.toml", out=out)
-    lines = out.getvalue().splitlines()
+    code, lines = await run_doctor(settings_for(), "config.toml")
     assert code == 0, lines
     assert [line.split("]")[1].split(":")[0].strip() for line in lines[:-1]] == [
         "config",
@@ -163,9 +160,9 @@ async def test_runware_low_balance_is_a_warning_not_a_failure(settings_for: Any,
     f = await check_runware(settings_for())
     assert f.ok and f.warning and "$1.25" in f.text and "top up" in f.text
     assert f.line().startswith("[warn]")
-    out = io.StringIO()
-    assert await run_doctor(settings_for(), "config.toml", out=out) == 0
-    assert "1 warning(s)" in out.getvalue().splitlines()[-1]
+    code, lines = await run_doctor(settings_for(), "config.toml")
+    assert code == 0
+    assert "1 warning(s)" in lines[-1]
 
 
 async def test_runware_unreachable(settings_for: Any) -> None:
@@ -224,9 +221,7 @@ async def test_webhook_public_url_answered_by_another_server(settings_for: Any, 
 
 
 async def test_any_failure_makes_the_exit_code_non_zero(settings_for: Any) -> None:
-    out = io.StringIO()
-    code = await run_doctor(settings_for(token="", runware={"api_key": "wrong-key"}), "config.toml", out=out)
-    lines = out.getvalue().splitlines()
+    code, lines = await run_doctor(settings_for(token="", runware={"api_key": "wrong-key"}), "config.toml")
     assert code == 1
     fails = [line for line in lines if line.startswith("[FAIL]")]
     assert [line.split(":")[0] for line in fails] == ["[FAIL] discord", "[FAIL] runware"]

@@ -157,6 +157,7 @@ class Engine:
             clock=self._clock,
         )
         self.tracker.before_sweep = self.service.recover_reserved
+        self.tracker.in_flight = self.service.in_flight
         self.metrics.watch_jobs(self.jobs.counts_by_state)
 
         if self._serve_webhooks:

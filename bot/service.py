@@ -248,6 +248,9 @@ class VideoService:
             self._end(job.id)
 
     async def _submit_stored(self, job: Job, task: dict[str, Any]) -> Job:
+        current = await self._jobs.get(job.id) or job
+        if current.state is not JobState.RESERVED:
+            return await self._moved_on(current)
         try:
             model = VideoInferenceTask.model_validate(task)
             await self._runware.submit(model)
@@ -276,6 +279,16 @@ class VideoService:
         log.info("job=%s task=%s submitted", job.id, job.task_uuid)
         await self._tracker.sink.job_submitted(fresh)
         return fresh
+
+    async def _moved_on(self, job: Job) -> Job:
+        """The job left RESERVED before its submit went out (cancelled, or failed by recovery): send nothing."""
+        if job.state is JobState.CANCELLED:
+            if await self._ledger.release(job.id):  # nothing reached Runware, so nothing will be billed
+                log.info("job=%s task=%s cancelled before its submit; nothing sent", job.id, job.task_uuid)
+            return job
+        if job.state in (JobState.FAILED, JobState.EXPIRED):
+            raise JobRejected(job.error or "This job was stopped before it reached Runware. You were not charged.")
+        return job  # SUBMITTED: another path already sent it
 
     async def abandon(self, job: Job, reason: str) -> None:
         """Fail a job that never reached Runware (set-up went wrong) and release its reservation."""
@@ -350,21 +363,30 @@ class VideoService:
                 continue  # a dry-run job never goes to the real Runware, nor a live one to the simulator
             if not startup and now - job.created_at < RESERVED_GRACE:
                 continue
-            if (now - job.created_at).total_seconds() > self._settings.runware.max_wait:
-                await self._tracker.expire(job)  # Runware never acknowledged it in all that time
-                continue
+            overdue = (now - job.created_at).total_seconds() > self._settings.runware.max_wait
             task = job.params_dict().get("task")
-            if not isinstance(task, dict):
+            if not isinstance(task, dict):  # the task is stored before any submit: this one was never sent
                 await self._reject_text(
                     job, "The bot restarted before your job reached Runware. You were not charged; please try again."
                 )
                 continue
-            statuses = await self._runware.get_responses([job.task_uuid])
+            try:  # asked even when overdue: after a long downtime Runware may hold (and bill) it
+                statuses = await self._runware.get_responses([job.task_uuid])
+            except RunwareError as exc:  # one lookup must not stop the start-up or the sweep
+                log.warning("job=%s task=%s recovery lookup failed (%s); will look again", job.id, job.task_uuid, exc)
+                if overdue:
+                    await self._tracker.expire(job)
+                continue
+            if job.id in self._inflight:
+                continue  # a submit began meanwhile
             status = statuses.get(job.task_uuid)
             if status is not None and not status.not_found:
                 if await self._jobs.transition(job.id, JobState.SUBMITTED):
                     log.info("job=%s task=%s was already at Runware; tracking it", job.id, job.task_uuid)
                     await self._tracker.sink.job_submitted(await self._jobs.get(job.id) or job)
+                continue
+            if overdue:
+                await self._tracker.expire(job)  # Runware never got it in all that time
                 continue
             self._begin(job.id)
             try:
@@ -420,6 +442,10 @@ class VideoService:
         self.accepting = False
         async with asyncio.timeout(timeout):
             await self._idle.wait()
+
+    def in_flight(self, job_id: int) -> bool:
+        """Whether this process is submitting (or recovering) the job right now."""
+        return job_id in self._inflight
 
     def _begin(self, job_id: int) -> None:
         self._inflight.add(job_id)

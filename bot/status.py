@@ -17,6 +17,8 @@ from bot.views import status_view
 log = logging.getLogger(__name__)
 
 FINAL_PHASES = frozenset({"done", "failed", "cancelled", "expired"})
+#: How many recently ended jobs are remembered (to ignore stale routine news); older ones are forgotten.
+ENDED_MEMORY = 10_000
 
 
 class StatusReporter:
@@ -25,7 +27,9 @@ class StatusReporter:
         self._jobs = jobs
         self._interval = interval
         self._last_edit: dict[int, float] = {}
-        self._ended: set[int] = set()  # jobs whose status reached a final phase: later routine news is stale
+        # Jobs whose status reached a final phase, oldest first: later routine news is stale. Bounded, since a stale
+        # update follows its job's end within one poll round.
+        self._ended: dict[int, None] = {}
 
     async def create(self, job: Job, channel: discord.abc.Messageable) -> discord.Message:
         """Post the job's status message and remember where it is (durably, so a restart can edit it)."""
@@ -59,7 +63,9 @@ class StatusReporter:
             return
         self._last_edit[job.id] = now
         if final:
-            self._ended.add(job.id)
+            self._ended[job.id] = None
+            while len(self._ended) > ENDED_MEMORY:
+                del self._ended[next(iter(self._ended))]
         started = job.submitted_at or job.created_at
         elapsed = (datetime.now(UTC) - started).total_seconds()
         text = status_message(job, phase, elapsed_s=elapsed, progress=progress, detail=detail)

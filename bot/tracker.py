@@ -7,9 +7,10 @@ transitions in the store, so whichever arrives first wins and the other is a no-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from bot.background import Loop, TaskGroup
@@ -55,7 +56,8 @@ class JobTracker:
         self._max_wait = max_wait
         self.sink: JobSink = sink or NullSink()
         self._clock = clock
-        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks: dict[int, asyncio.Lock] = {}  # per job, only while someone holds or waits for it
+        self._lock_users: dict[int, int] = {}
         self._not_found: defaultdict[int, int] = defaultdict(int)
         self._tasks = TaskGroup("tracker")
         self.loop = Loop("poll-sweep", self.sweep_once, poll_interval)
@@ -63,6 +65,8 @@ class JobTracker:
         self.last_sweep: datetime | None = None
         #: Runs first in every sweep (the service recovers jobs interrupted before Runware acknowledged them).
         self.before_sweep: Callable[[], Awaitable[None]] | None = None
+        #: True while this process is submitting the job: Runware may not know it yet, so "not found" means nothing.
+        self.in_flight: Callable[[int], bool] = lambda job_id: False
 
     # -- life cycle ----------------------------------------------------------------------------------------------
 
@@ -103,7 +107,12 @@ class JobTracker:
     # -- polling -------------------------------------------------------------------------------------------------
 
     async def sweep_once(self) -> None:
-        """One round: expire overdue jobs, ask Runware about all the others in batches, deliver leftovers."""
+        """One round: ask Runware about every tracked job in batches, expire what is still unfinished past max_wait,
+        deliver leftovers.
+
+        Overdue jobs are asked about too, before they expire: after a downtime longer than max_wait, Runware may
+        have finished (and billed) them, and their clips must be posted and charged, not dropped.
+        """
         if self.before_sweep is not None:
             await self.before_sweep()
         now = self._clock()
@@ -116,18 +125,31 @@ class JobTracker:
                 continue
             if job.dry_run != self._dry_run:
                 continue  # the other mode's Runware holds it: left for a start in that mode
+            if self.in_flight(job.id):
+                continue  # cancelled while its submit is under way: looked at once the submit has ended
+            live.append(job)
+        ids = {job.id for job in live}
+        for job_id in [k for k in self._not_found if k not in ids]:
+            del self._not_found[job_id]  # finished some other way: forget its strikes
+        statuses: dict[str, TaskStatus] = {}
+        failure: RunwareError | None = None
+        if live:
+            try:
+                statuses = await self._runware.get_responses([j.task_uuid for j in live])
+            except RunwareError as exc:  # overdue jobs still expire, so no hold outlives max_wait for good
+                failure = exc
+        for job in live:
+            status = statuses.get(job.task_uuid)
+            if status is not None:
+                await self.apply_status(job, status)
+                if not status.not_found and len(status.successes) + status.failed_count >= job.variations:
+                    continue  # finished just now
             if self._overdue(job, now):
                 await self.expire(job)
-            else:
-                live.append(job)
-        if live:
-            statuses = await self._runware.get_responses([j.task_uuid for j in live])
-            for job in live:
-                status = statuses.get(job.task_uuid)
-                if status is not None:
-                    await self.apply_status(job, status)
         await self.deliver_leftovers()
         self.last_sweep = self._clock()
+        if failure is not None:
+            raise failure
 
     def _overdue(self, job: Job, now: datetime) -> bool:
         started = job.submitted_at or job.created_at
@@ -154,9 +176,11 @@ class JobTracker:
         if status.not_found:
             self._not_found[job.id] += 1
             if self._not_found[job.id] >= NOT_FOUND_STRIKES:
-                await self._fail(
-                    job, "Runware no longer knows this job, so it can't be finished. You were not charged."
-                )
+                self._not_found.pop(job.id, None)
+                if not await self._finish_with_stored(job):
+                    await self._fail(
+                        job, "Runware no longer knows this job, so it can't be finished. You were not charged."
+                    )
             return
         self._not_found.pop(job.id, None)
         finals = len(status.successes) + status.failed_count
@@ -196,8 +220,32 @@ class JobTracker:
 
     # -- endings -------------------------------------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _job_lock(self, job_id: int) -> AsyncIterator[None]:
+        """The job's lock; dropped once nobody holds or waits for it, so the map does not grow with every job."""
+        lock = self._locks.get(job_id)
+        if lock is None:
+            lock = self._locks[job_id] = asyncio.Lock()
+        self._lock_users[job_id] = self._lock_users.get(job_id, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._lock_users[job_id] -= 1
+            if not self._lock_users[job_id]:
+                del self._lock_users[job_id]
+                del self._locks[job_id]
+
+    async def _finish_with_stored(self, job: Job) -> bool:
+        """Giving up on a submitted job that has clips stored: post and charge those instead of dropping them."""
+        if job.state is not JobState.SUBMITTED or not await self._jobs.results(job.id):
+            return False
+        log.info("job=%s task=%s giving up on the rest; finishing with the clips that arrived", job.id, job.task_uuid)
+        await self._finish(job, failures=[])
+        return True
+
     async def _finish(self, job: Job, *, failures: Sequence[RunwareErrorItem]) -> None:
-        async with self._locks[job.id]:
+        async with self._job_lock(job.id):
             job = await self._jobs.get(job.id) or job
             results = await self._jobs.results(job.id)
             costs = [r.cost_micros for r in results if r.cost_micros is not None]
@@ -254,6 +302,8 @@ class JobTracker:
             await self.sink.job_failed(fresh, reason)
 
     async def expire(self, job: Job) -> None:
+        if await self._finish_with_stored(job):
+            return
         minutes = round(self._max_wait / 60)
         reason = f"The job did not finish within {minutes} minutes, so it was given up. You were not charged."
         if await self._jobs.transition(job.id, JobState.EXPIRED, error=reason):
@@ -265,7 +315,7 @@ class JobTracker:
 
     async def cancel(self, job: Job) -> bool:
         """Stop tracking for the member: nothing more is posted; money waits for Runware's cost or expiry."""
-        async with self._locks[job.id]:
+        async with self._job_lock(job.id):
             if not await self._jobs.transition(job.id, JobState.CANCELLED):
                 return False
             for result in await self._jobs.results(job.id):
@@ -279,7 +329,7 @@ class JobTracker:
 
     async def deliver(self, job: Job) -> None:
         """Post a finished job's clips once: mark them delivering (durable), post, then record where they went."""
-        async with self._locks[job.id]:
+        async with self._job_lock(job.id):
             if job.state is not JobState.SUCCEEDED:
                 return
             results = [

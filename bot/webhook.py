@@ -90,6 +90,8 @@ async def handle_webhook(request: web.Request) -> web.Response:
     fresh = False
     touched: set[int] = set()
     for item in items:
+        if item.task_uuid not in jobs:
+            continue  # a stray entry without a taskUUID: the known ones still count
         job = jobs[item.task_uuid]
         stored = await deps.tracker.record_webhook_success(job, item)  # durable first, idempotent
         key = f"{item.task_uuid}:{item.video_uuid or item.status or 'item'}"
@@ -97,7 +99,8 @@ async def handle_webhook(request: web.Request) -> web.Response:
             fresh = True
             touched.add(job.id)
     for err in errors:
-        assert err.task_uuid is not None
+        if err.task_uuid is None or err.task_uuid not in jobs:
+            continue
         job = jobs[err.task_uuid]
         key = f"{err.task_uuid}:error:{err.code}:{(err.message or '')[:80]}"
         if not await deps.jobs.record_receipt(key, err.task_uuid):

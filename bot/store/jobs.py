@@ -257,8 +257,10 @@ class JobStore:
 
     async def unfinished(self) -> list[Job]:
         rows = await self._db.fetchall(
-            f"SELECT * FROM jobs WHERE state IN ({_marks(len(_UNFINISHED))}) ORDER BY id",
-            tuple(str(s) for s in _UNFINISHED),
+            # A cancelled job is unfinished only while its money is held (Runware may still bill it).
+            f"SELECT * FROM jobs WHERE state IN ({_marks(len(_UNFINISHED))}) AND (state != ? OR EXISTS "
+            "(SELECT 1 FROM ledger WHERE ledger.job_id = jobs.id AND ledger.status = 'held')) ORDER BY id",
+            (*(str(s) for s in _UNFINISHED), str(JobState.CANCELLED)),
         )
         return [job_from_row(row) for row in rows]
 

@@ -166,7 +166,7 @@ async def test_restart_queries(store: JobStore, ledger: SpendLedger) -> None:
     await store.transition(done, JobState.SUCCEEDED)
 
     assert await store.tracked_task_uuids() == ["submitted", "cancelled-open"]
-    assert [j.id for j in await store.unfinished()] == [reserved, submitted, cancelled_open, cancelled_costed]
+    assert [j.id for j in await store.unfinished()] == [reserved, submitted, cancelled_open]  # settled: done
     counts = await store.counts_by_state()
     assert counts == {"reserved": 1, "submitted": 1, "cancelled": 2, "succeeded": 1, "failed": 0, "expired": 0}
 

@@ -27,6 +27,7 @@ MAX_FILES_PER_MESSAGE = 10
 #: Characters of a message the clip lines may take; the rest holds the title, the quoted prompt and the total.
 CLIP_LINES_BUDGET = 1500
 HISTORY_LOOKBACK = 50
+HISTORY_AFTER_STATUS = 500
 _CLIP_NUMBER = re.compile(r"^\*\*#(\d+)\*\*", re.MULTILINE)
 
 
@@ -134,7 +135,15 @@ class ClipDelivery:
         me = self._client.user
         found: dict[int, int] = {}
         try:
-            async for msg in channel.history(limit=HISTORY_LOOKBACK):
+            # Our posts come after the job's status message: read forward from it when it is in this channel,
+            # which finds them however busy the channel has been since; else the latest messages.
+            since = job.status_message_id if job.status_channel_id == getattr(channel, "id", None) else None
+            history = (
+                channel.history(limit=HISTORY_AFTER_STATUS, after=discord.Object(since), oldest_first=True)
+                if since is not None
+                else channel.history(limit=HISTORY_LOOKBACK)
+            )
+            async for msg in history:
                 if me is None or msg.author.id != me.id:
                     continue
                 ids = {getattr(c, "custom_id", None) for row in msg.components for c in getattr(row, "children", [])}

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 EXTENSIONS: tuple[str, ...] = ("cogs.video", "cogs.usage", "cogs.limits", "cogs.admin")
 DISCORD_REST_BASE = Route.BASE
 SHUTDOWN_DRAIN_SECONDS = 20.0
+RUNNER_STOP_SECONDS = 2.0  #: after close(), how long bot.start() may take to return
 
 
 def point_at(api_base: str) -> None:
@@ -182,6 +183,10 @@ async def _run(settings: Settings) -> int:
         if stopper in done:
             log.info("signal received: stopping new jobs and shutting down cleanly")
             await bot.close()
+            # discord.py only notices the close after its reconnect back-off sleep, which grows to many minutes
+            # while Discord is unreachable: everything is closed by now, so don't wait for it.
+            await asyncio.wait({runner}, timeout=RUNNER_STOP_SECONDS)
+            runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
         else:
             stopper.cancel()

@@ -31,6 +31,7 @@ DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 FILE_MAX_BYTES = 10 * 1024 * 1024
 FILE_BACKUPS = 5
 QUIET_LOGGERS = ("discord.http", "discord.gateway")
+RECONNECT_MSG = "Attempting a reconnect"  #: discord.Client.connect's message before each retry
 
 # Safety nets for secrets nobody registered: a Discord bot token (three base64url segments joined by dots),
 # an HTTP bearer credential, and an apiKey/api_key value (Runware's authentication task carries one).
@@ -108,6 +109,23 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class ReconnectFilter(logging.Filter):
+    """discord.py logs each gateway reconnect attempt at ERROR with a full traceback (one per retry while Discord
+    is unreachable). It is an expected, self-healing event: make it one WARNING line naming the cause."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "discord.client" or not record.exc_info or not str(record.msg).startswith(RECONNECT_MSG):
+            return True
+        exc = record.exc_info[1]
+        cause = f"{type(exc).__name__}: {exc}" if exc is not None and str(exc) else type(exc).__name__
+        record.msg = f"{record.getMessage()}: lost the connection to Discord ({cause})"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class HumanFormatter(logging.Formatter):
     """`2026-11-25 13:00:00 INFO bot.tracker: job=12 task=... message`, in UTC."""
 
@@ -162,6 +180,7 @@ def setup_logging(
         )
     for handler in handlers:
         handler.setFormatter(formatter)
+        handler.addFilter(ReconnectFilter())  # before redaction, which renders the traceback
         handler.addFilter(RedactingFilter())
         setattr(handler, _HANDLER_FLAG, True)
         root.addHandler(handler)

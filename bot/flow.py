@@ -252,7 +252,9 @@ class VideoFlow:
         target_id = member.id if member is not None else who.user_id
         role_ids = tuple(r.id for r in member.roles) if member is not None else who.role_ids
         rule = await engine.guilds.channel_rule(who.guild_id, who.budget_channel_id)
-        payer = Payer.POOL if rule.pool else Payer.MEMBER
+        # In a pool channel your own /usage shows the pool; a moderator asking about someone sees their limits.
+        own = member is None or member.id == who.user_id
+        payer = Payer.POOL if rule.pool and own else Payer.MEMBER
         limits = await engine.ledger.limits_for(
             payer=payer, guild_id=who.guild_id, user_id=target_id, role_ids=role_ids, channel_id=who.budget_channel_id
         )

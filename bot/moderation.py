@@ -51,7 +51,7 @@ Check = Callable[[discord.Interaction[Any]], Coroutine[Any, Any, bool]]
 LIMITS_ACTION = "manage video spend limits"
 SETTINGS_ACTION = "change the video bot's server settings"
 MAX_LIMIT_USD = Decimal(1_000_000)
-MAX_CONCURRENCY = 100
+MAX_CONCURRENCY = 50  # as the config key limits.concurrent_per_member
 
 
 class EngineHost(Protocol):

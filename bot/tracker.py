@@ -13,6 +13,8 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
+import aiohttp
+
 from bot.background import Loop, TaskGroup
 from bot.crashpoints import crash_point
 from bot.metrics import Metrics
@@ -345,6 +347,11 @@ class JobTracker:
                 ready.append(r)
             try:
                 outcomes = await self.sink.deliver(job, ready, redelivery=redelivery)
+            except (OSError, TimeoutError, aiohttp.ClientError) as exc:  # Discord or the network went away
+                log.warning(
+                    "job=%s task=%s delivery interrupted (%s); will retry", job.id, job.task_uuid, type(exc).__name__
+                )
+                return
             except Exception:
                 log.exception("job=%s task=%s delivery failed; will retry", job.id, job.task_uuid)
                 return

@@ -82,7 +82,7 @@ class AdminCog(commands.GroupCog, group_name="videoadmin", group_description="Vi
     @app_commands.command(name="concurrency", description="Cap on a member's unfinished video jobs")
     @app_commands.describe(per_member="Unfinished jobs one member may have at a time")
     async def concurrency(
-        self, interaction: discord.Interaction[HailuoBot], per_member: app_commands.Range[int, 1, 100]
+        self, interaction: discord.Interaction[HailuoBot], per_member: app_commands.Range[int, 1, 50]
     ) -> None:
         await defer(interaction)
         await send_ephemeral(interaction, await self.desk.concurrency(interaction, per_member=per_member))

@@ -138,6 +138,8 @@ class HailuoBot(commands.Bot):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._setup_done.wait(), SHUTDOWN_DRAIN_SECONDS)
             await self._engine.close(SHUTDOWN_DRAIN_SECONDS)
+        if self._delivery is not None:
+            await self._delivery.status.flush()  # status edits still waiting out the throttle go out now
         for ext in list(self.extensions):
             try:
                 await self.unload_extension(ext)

@@ -1,14 +1,22 @@
-"""StatusReporter: one status message per job, edited as the job moves, at most one edit per interval."""
+"""StatusReporter: one status message per job, edited as the job moves, at most one edit per interval.
+
+Edits are coalesced, never dropped: an edit asked for within the interval waits until the interval has passed,
+and only the newest state then goes out. A job's phase never goes backwards on screen (a late poll round that
+still read "processing" can't reopen a finished status).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import discord
 
+from bot.background import TaskGroup
 from bot.formatting import status_message
 from bot.models import Job
 from bot.store.jobs import JobStore
@@ -17,8 +25,19 @@ from bot.views import status_view
 log = logging.getLogger(__name__)
 
 FINAL_PHASES = frozenset({"done", "failed", "cancelled", "expired"})
+#: How far along each phase is; a status never shows a lower rank than it already showed or has waiting.
+RANK = {"queued": 0, "generating": 1, "delivering": 2} | dict.fromkeys(FINAL_PHASES, 3)
 #: How many recently ended jobs are remembered (to ignore stale routine news); older ones are forgotten.
 ENDED_MEMORY = 10_000
+FLUSH_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Edit:
+    job: Job
+    phase: str
+    progress: int | None
+    detail: str | None
 
 
 class StatusReporter:
@@ -27,6 +46,9 @@ class StatusReporter:
         self._jobs = jobs
         self._interval = interval
         self._last_edit: dict[int, float] = {}
+        self._waiting: dict[int, _Edit] = {}  # the newest edit not yet sent, per job
+        self._shown: dict[int, int] = {}  # the rank of the phase each running job's status shows
+        self._timers = TaskGroup("status-edits")
         # Jobs whose status reached a final phase, oldest first: later routine news is stale. Bounded, since a stale
         # update follows its job's end within one poll round.
         self._ended: dict[int, None] = {}
@@ -51,24 +73,47 @@ class StatusReporter:
         detail: str | None = None,
         force: bool = False,
     ) -> None:
-        """Edit the status message; routine edits are throttled, final ones always go out."""
+        """Show `phase`: now if the interval since the last edit has passed, else once it has (newest wins).
+
+        `force` is kept for callers that mark a transition; transitions and routine refreshes are throttled alike.
+        """
         if job.status_message_id is None or job.status_channel_id is None:
             return
-        final = phase in FINAL_PHASES
-        if not final and job.id in self._ended:
+        if job.id in self._ended and phase not in FINAL_PHASES:
             return  # e.g. a poll round that read "processing" just before a webhook finished the job
-        now = time.monotonic()
-        last = self._last_edit.get(job.id)
-        if not (final or force) and last is not None and now - last < self._interval:
-            return
-        self._last_edit[job.id] = now
-        if final:
+        waiting = self._waiting.get(job.id)
+        rank = RANK.get(phase, 0)
+        if rank < self._shown.get(job.id, 0) or (waiting is not None and RANK.get(waiting.phase, 0) > rank):
+            return  # a later phase is already shown or waiting to be shown
+        if phase in FINAL_PHASES:
             self._ended[job.id] = None
             while len(self._ended) > ENDED_MEMORY:
                 del self._ended[next(iter(self._ended))]
+        edit = _Edit(job, phase, progress, detail)
+        last = self._last_edit.get(job.id)
+        wait = 0.0 if last is None else self._interval - (time.monotonic() - last)
+        if wait <= 0 and waiting is None:
+            await self._send(edit)
+            return
+        self._waiting[job.id] = edit
+        if waiting is None:  # no timer yet for this job
+            self._timers.spawn(self._send_later(job.id, max(wait, 0.0)), name=f"status-{job.id}")
+
+    async def _send_later(self, job_id: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        edit = self._waiting.pop(job_id, None)
+        if edit is not None:
+            await self._send(edit)
+
+    async def _send(self, edit: _Edit) -> None:
+        job = edit.job
+        assert job.status_channel_id is not None and job.status_message_id is not None
+        final = edit.phase in FINAL_PHASES
+        self._last_edit[job.id] = time.monotonic()
+        self._shown[job.id] = RANK.get(edit.phase, 0)
         started = job.submitted_at or job.created_at
         elapsed = (datetime.now(UTC) - started).total_seconds()
-        text = status_message(job, phase, elapsed_s=elapsed, progress=progress, detail=detail)
+        text = status_message(job, edit.phase, elapsed_s=elapsed, progress=edit.progress, detail=edit.detail)
         view: discord.ui.View | None = None if final else status_view(job.id)
         channel: Any = self._client.get_partial_messageable(job.status_channel_id)
         try:
@@ -77,5 +122,17 @@ class StatusReporter:
             )
         except discord.HTTPException as exc:
             log.info("job=%s status edit failed: %s", job.id, exc)
-        if final:
-            self._last_edit.pop(job.id, None)
+        if final and job.id not in self._waiting:
+            self._last_edit.pop(job.id, None)  # the job is over: forget it (ended jobs are remembered apart)
+            self._shown.pop(job.id, None)
+
+    async def flush(self) -> None:
+        """On shutdown: send every waiting edit now (bounded), so no status is left showing an old phase."""
+        await self._timers.cancel_all()
+        waiting, self._waiting = self._waiting, {}
+        try:
+            async with asyncio.timeout(FLUSH_TIMEOUT):
+                for edit in waiting.values():
+                    await self._send(edit)
+        except TimeoutError:
+            log.warning("shutdown: %d status edit(s) not sent in time", len(waiting))

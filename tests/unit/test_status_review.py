@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +47,7 @@ class Edits:
 
     def __init__(self) -> None:
         self.edits: list[tuple[int, str]] = []
+        self.times: list[float] = []
 
     def get_partial_messageable(self, channel_id: int) -> Edits:
         return self
@@ -61,6 +63,7 @@ class _Message:
 
     async def edit(self, *, content: str, **_: Any) -> None:
         self._edits.edits.append((self._id, content))
+        self._edits.times.append(time.monotonic())
 
 
 async def test_ended_jobs_are_remembered_in_bounded_memory(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,3 +78,24 @@ async def test_ended_jobs_are_remembered_in_bounded_memory(monkeypatch: pytest.M
     before = len(edits.edits)
     await reporter.update(job(10), "generating")  # a late poll round for a job that just ended
     assert len(edits.edits) == before
+
+
+async def test_edits_are_spaced_by_the_interval_coalesced_and_never_go_backwards() -> None:
+    edits = Edits()
+    interval = 0.2
+    reporter = StatusReporter(edits, jobs=None, interval=interval)  # type: ignore[arg-type]
+    j = job(1)
+    await reporter.update(j, "generating", force=True)  # first edit: at once
+    await reporter.update(j, "generating", progress=10)  # within the interval: waits
+    await reporter.update(j, "delivering", force=True)  # replaces what waits
+    await reporter.update(j, "generating", progress=90)  # stale (a lower phase is waiting): ignored
+    assert [c.split(" · ")[0] for _, c in edits.edits] == ["🎬 Generating"]
+    assert await reporter._timers.drain(5)  # the timer sends the newest state once the interval has passed
+    await reporter.update(j, "done")
+    assert await reporter._timers.drain(5)
+    assert [c.split(" · ")[0] for _, c in edits.edits] == ["🎬 Generating", "📤 Posting", "✅ Done"]
+    gaps = [b - a for a, b in zip(edits.times, edits.times[1:], strict=False)]
+    assert all(gap >= interval * 0.95 for gap in gaps), gaps  # never two edits within the interval
+    await reporter.update(j, "generating", progress=99)  # a late poll round after the end
+    await reporter.flush()
+    assert len(edits.edits) == 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 
 #: How many sweeps in a row Runware may say "not found" for a job it acknowledged before we give up on it.
 NOT_FOUND_STRIKES = 3
+#: Posting that keeps failing (Discord 5xx, a bug) is retried with backoff, then given up with the results kept.
+MAX_DELIVERY_FAILURES = 25
+DELIVERY_BACKOFF_BASE = 5.0
+DELIVERY_BACKOFF_MAX = 600.0
 
 
 def _utcnow() -> datetime:
@@ -61,6 +66,7 @@ class JobTracker:
         self._locks: dict[int, asyncio.Lock] = {}  # per job, only while someone holds or waits for it
         self._lock_users: dict[int, int] = {}
         self._not_found: defaultdict[int, int] = defaultdict(int)
+        self._delivery_failures: dict[int, tuple[int, float]] = {}  # job id -> (failed tries, next try, monotonic)
         self._tasks = TaskGroup("tracker")
         self.loop = Loop("poll-sweep", self.sweep_once, poll_interval)
         self.deliveries = 0
@@ -351,12 +357,28 @@ class JobTracker:
                 log.warning(
                     "job=%s task=%s delivery interrupted (%s); will retry", job.id, job.task_uuid, type(exc).__name__
                 )
+                await self._delivery_failed(job, ready)
                 return
             except Exception:
                 log.exception("job=%s task=%s delivery failed; will retry", job.id, job.task_uuid)
+                await self._delivery_failed(job, ready)
                 return
+            self._delivery_failures.pop(job.id, None)
             crash_point("after_post")
             await self._record_deliveries(outcomes)
+
+    async def _delivery_failed(self, job: Job, results: Sequence[ClipResult]) -> None:
+        """Back off before the next try (first retry at once); after many, keep the results and stop trying."""
+        failures = self._delivery_failures.get(job.id, (0, 0.0))[0] + 1
+        if failures >= MAX_DELIVERY_FAILURES:
+            self._delivery_failures.pop(job.id, None)
+            log.error(
+                "job=%s task=%s: gave up posting after %d failed tries; results kept", job.id, job.task_uuid, failures
+            )
+            await self._record_deliveries([Delivered(r.id, ok=False, how="undeliverable") for r in results])
+            return
+        delay = 0.0 if failures == 1 else min(DELIVERY_BACKOFF_MAX, DELIVERY_BACKOFF_BASE * 2 ** (failures - 2))
+        self._delivery_failures[job.id] = (failures, time.monotonic() + delay)
 
     async def _record_deliveries(self, outcomes: Sequence[Delivered]) -> None:
         for outcome in outcomes:
@@ -372,7 +394,11 @@ class JobTracker:
         by_job: dict[int, list[ClipResult]] = defaultdict(list)
         for result in await self._jobs.undelivered_results():
             by_job[result.job_id].append(result)
+        now = time.monotonic()
         for job_id in by_job:
+            backoff = self._delivery_failures.get(job_id)
+            if backoff is not None and backoff[1] > now:
+                continue  # failed recently: wait out its backoff
             job = await self._jobs.get(job_id)
             if job is not None and job.state is JobState.SUCCEEDED:
                 await self.deliver(job)

@@ -336,3 +336,26 @@ async def test_job_written_but_never_acknowledged_is_recovered_without_double_su
     finally:
         await eng.close()
         await asyncio.sleep(0)
+
+
+async def test_delivery_that_keeps_failing_backs_off_then_keeps_the_results_as_undeliverable(
+    engine: tuple[Engine, RecordingSink], sim: RunwareSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.tracker as tracker_module
+
+    eng, sink = engine
+    monkeypatch.setattr(tracker_module, "MAX_DELIVERY_FAILURES", 4)
+    sink.fail_deliveries = 100
+    job = await eng.service.create(VideoOptions(prompt="a stubborn channel"), ALICE)
+    sim.finish(job.task_uuid)
+    await eng.tracker.sweep_once()  # first try fails, the retry right after fails too: now backing off
+    assert sink.fail_deliveries == 98
+    await eng.tracker.sweep_once()
+    assert sink.fail_deliveries == 98  # within the backoff: not tried again
+    monkeypatch.setattr(tracker_module, "DELIVERY_BACKOFF_BASE", 0.0)
+    eng.tracker._delivery_failures[job.id] = (2, 0.0)
+    await eng.tracker.sweep_once()
+    await eng.tracker.sweep_once()
+    [result] = await eng.jobs.results(job.id)
+    assert result.state is ResultState.UNDELIVERABLE  # given up; the result (and its URL) is kept
+    assert sink.delivered == [] and eng.tracker._delivery_failures == {}

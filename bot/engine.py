@@ -10,14 +10,14 @@ import secrets
 import sqlite3
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import ValidationError
 
 from bot import logs
 from bot.errors import UserFacingError
 from bot.metrics import Metrics
-from bot.models import Period, usd_to_micros
+from bot.models import Period, usd_to_micros, utc_now
 from bot.runware.client import RunwareClient
 from bot.runware.errors import RunwareError
 from bot.runware.models import VideoInferenceTask
@@ -36,10 +36,6 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_SECRET_KEY = "webhook_secret"  # noqa: S105 - the kv key, not a secret
 DRY_RUN_PROCESSING_SECONDS = 4.0
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class StartupError(UserFacingError):
@@ -69,7 +65,7 @@ class Engine:
         self,
         settings: Settings,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utc_now,
         serve_webhooks: bool = True,
         extra_health: Callable[[], Awaitable[dict[str, bool]]] | None = None,
     ) -> None:

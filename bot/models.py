@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 Micros = int  #: money: integer micro-dollars (1 USD = 1_000_000)
@@ -184,3 +184,8 @@ def format_usd(micros: Micros) -> str:
     frac_s = f"{frac:06d}".rstrip("0")
     frac_s = frac_s.ljust(2, "0")
     return f"{sign}${whole}.{frac_s}"
+
+
+def utc_now() -> datetime:
+    """The default clock of the core (tests inject their own)."""
+    return datetime.now(UTC)

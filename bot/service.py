@@ -7,14 +7,14 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from bot.crashpoints import crash_point
 from bot.errors import InputError, NotAllowed, NotFound, Paused, UserFacingError
-from bot.models import ImageInput, Job, JobState, Payer, SafetyMode
+from bot.models import ImageInput, Job, JobState, Payer, SafetyMode, utc_now
 from bot.policy import (
     ALLOWED_DURATIONS,
     check_resolution_duration,
@@ -36,10 +36,6 @@ log = logging.getLogger(__name__)
 
 #: A RESERVED job older than this, not being submitted by this process, was interrupted: recover it.
 RESERVED_GRACE = timedelta(seconds=60)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +115,7 @@ class VideoService:
         runware: RunwareClient,
         tracker: JobTracker,
         webhook_url: str | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._settings = settings
         self._jobs = jobs

@@ -12,14 +12,14 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import aiohttp
 
 from bot.background import Loop, TaskGroup
 from bot.crashpoints import crash_point
 from bot.metrics import Metrics
-from bot.models import ClipResult, Job, JobState, ResultState, usd_to_micros
+from bot.models import ClipResult, Job, JobState, ResultState, usd_to_micros, utc_now
 from bot.runware.client import RunwareClient, TaskStatus
 from bot.runware.errors import RunwareError, classify, user_message_for
 from bot.runware.models import RunwareErrorItem, VideoResultItem
@@ -37,10 +37,6 @@ DELIVERY_BACKOFF_BASE = 5.0
 DELIVERY_BACKOFF_MAX = 600.0
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class JobTracker:
     def __init__(
         self,
@@ -51,7 +47,7 @@ class JobTracker:
         poll_interval: float,
         max_wait: float,
         sink: JobSink | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utc_now,
         metrics: Metrics | None = None,
         dry_run: bool = False,
     ) -> None:

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
-from bot.models import Period, SafetyMode, Scope
+from bot.models import Period, SafetyMode, Scope, utc_now
 from bot.policy import DURATIONS, MAX_VARIATIONS, RESOLUTIONS, Limit
 from bot.store.db import Database, fetch_all, fetch_one, from_db_time, to_db_time, write
-from bot.store.jobs import Clock, utc_now
+from bot.store.jobs import Clock
 
 if TYPE_CHECKING:
     from bot.settings import Settings

@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiosqlite
@@ -25,16 +25,13 @@ from bot.models import (
     Micros,
     Payer,
     ResultState,
+    utc_now,
 )
 from bot.store.db import Database, fetch_all, fetch_one, from_db_time, opt_time, to_db_time, write
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

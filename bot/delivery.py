@@ -62,10 +62,10 @@ class ClipDelivery:
         phase = "expired" if job.state.value == "expired" else "failed"
         await self.status.update(job, phase, detail=reason)
         if job.status_message_id is None:
-            await self._dm(job.user_id, f"{dry_prefix(job)}Your video job #{job.id} did not work out: {reason}")
+            await self._dm(job.user_id, f"{dry_prefix(job)}Your video job #{job.id} {phase}. {reason}")
         elif job.submitted_at is not None:  # it ran for a while: the member may have stopped watching, so ping them
             await self._tell_requester(
-                job, f"{dry_prefix(job)}<@{job.user_id}> your video job #{job.id} {phase}: {reason}"
+                job, f"{dry_prefix(job)}<@{job.user_id}> your video job #{job.id} {phase}. {reason}"
             )
 
     async def _tell_requester(self, job: Job, text: str) -> None:
@@ -83,7 +83,7 @@ class ClipDelivery:
             log.info("job=%s telling the requester failed: %s", job.id, exc)
 
     async def job_cancelled(self, job: Job) -> None:
-        await self.status.update(job, "cancelled", detail="Cancelled: nothing more will be posted for this job.")
+        await self.status.update(job, "cancelled", detail="Nothing more will be posted for this job.")
 
     # -- delivery ----------------------------------------------------------------------------------------------
 
@@ -258,7 +258,8 @@ class ClipDelivery:
                 for f in files:
                     f.reset()
         # No buttons in a DM: reroll, remix and delete act in the server, which is what could not be reached.
-        note = "I couldn't post in the channel where you asked, so here are your clips.\n"
+        clips = "is your clip" if len(_CLIP_NUMBER.findall(text)) <= 1 else "are your clips"
+        note = f"I couldn't post in the channel where you asked, so here {clips}.\n"
         return await self._dm(job.user_id, fit(note + text), files=files, nonce=nonce)
 
     async def _dm(

@@ -12,8 +12,8 @@ import discord
 
 from bot import moderation
 from bot.errors import InputError, NotAllowed, UserFacingError
-from bot.formatting import DISCORD_LIMIT, fit, job_line, standing_line
-from bot.images import read_image
+from bot.formatting import DISCORD_LIMIT, DRY, fit, job_line, standing_line
+from bot.images import read_image, too_large
 from bot.models import ImageInput, Job, JobState, Payer, format_usd
 from bot.policy import clean_prompt
 from bot.service import JobPlan, JobRejected, Requester, VideoOptions
@@ -77,10 +77,7 @@ class VideoFlow:
             return None
         cap = self.engine.settings.images.max_bytes
         if attachment.size > cap:
-            raise InputError(
-                f"{attachment.filename} is {attachment.size / 1048576:.1f} MiB; images can be at most "
-                f"{cap / 1048576:.0f} MiB. Attach a smaller PNG, JPEG or WEBP."
-            )
+            raise too_large(attachment.filename, attachment.size, cap)
         try:
             data = await attachment.read()
         except discord.HTTPException:
@@ -131,16 +128,16 @@ class VideoFlow:
         try:
             job = await service.submit(job, plan)
         except JobRejected as exc:
-            await send_ephemeral(interaction, f"Job #{job.id} did not start: {exc.message}")
+            await send_ephemeral(interaction, f"Job #{job.id} did not start. {exc.message}")
             return job
         if job.state is JobState.CANCELLED:
             await send_ephemeral(interaction, f"Job #{job.id} was cancelled; nothing will be posted for it.")
             return job
         where = f" Follow it here: {status_msg.jump_url}" if status_msg is not None else ""
-        dry = " (🧪 DRY RUN: simulated, nothing billed)" if job.dry_run else ""
+        dry = (DRY, " (simulated, nothing billed)") if job.dry_run else ("", "")
         await send_ephemeral(
             interaction,
-            f"Job #{job.id} is on its way{dry}: {job.variations} × {job.resolution}, {job.duration} s, "
+            f"{dry[0]}Job #{job.id} is on its way{dry[1]}: {job.variations} × {job.resolution}, {job.duration} s, "
             f"about {format_usd(job.estimate_micros)} reserved.{where}",
         )
         return job
@@ -181,7 +178,12 @@ class VideoFlow:
                 await self.launch(interaction, plan)
             elif verb == "cancel":
                 job = await self.engine.service.cancel(job_id, who)
-                await send_ephemeral(interaction, f"Job #{job.id} is cancelled; nothing more will be posted for it.")
+                await send_ephemeral(
+                    interaction,
+                    f"Job #{job.id} is cancelled; nothing more will be posted for it. If Runware had already made "
+                    f"the clip, it is still charged; otherwise the {format_usd(job.estimate_micros)} reserved is "
+                    "released.",
+                )
             elif verb == "delete":
                 await self.delete(interaction, job_id, who)
         except Exception as exc:
@@ -272,7 +274,7 @@ class VideoFlow:
         else:
             head = "Your usage:"
         if engine.settings.dry_run:
-            head = "🧪 DRY RUN (simulated spend, kept apart from real spend). " + head
+            head = f"{DRY}Simulated spend, kept apart from real spend. {head}"
         lines = [head]
         for st in standings:
             label = st.limit.label()

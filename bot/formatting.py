@@ -129,6 +129,15 @@ STATE_ICONS = {
     JobState.EXPIRED: "⌛",
     JobState.CANCELLED: "🛑",
 }
+#: A job's state in the words its status message uses (the store's names are not for members).
+STATE_WORDS = {
+    JobState.RESERVED: "queued",
+    JobState.SUBMITTED: "generating",
+    JobState.SUCCEEDED: "done",
+    JobState.FAILED: "failed",
+    JobState.EXPIRED: "expired",
+    JobState.CANCELLED: "cancelled",
+}
 
 
 def job_line(job: Job, link: str | None) -> str:
@@ -142,16 +151,21 @@ def job_line(job: Job, link: str | None) -> str:
     prompt = prompt if len(prompt) <= 60 else prompt[:59] + "…"
     where = f" · [open]({link})" if link else ""
     dry = " · dry run" if job.dry_run else ""
+    state = STATE_WORDS.get(job.state, job.state.value)
     return (
-        f"{STATE_ICONS.get(job.state, '')} **#{job.id}** {job.state.value} · {ts(job.created_at, 'R')} · "
-        f"{job.variations}×{job.resolution} {job.duration}s · {cost}{dry}{where}\n   “{prompt}”"
+        f"{STATE_ICONS.get(job.state, '')} **#{job.id}** {state} · {ts(job.created_at, 'R')} · "
+        f"{job.variations} × {job.resolution} · {job.duration} s · {cost}{dry}{where}\n   “{prompt}”"
     )
 
 
 def standing_line(limit_label: str, amount: int, spent: int, reserved: int, left: int, resets_at: datetime) -> str:
+    label = f"• **{limit_label[0].upper()}{limit_label[1:]}**"
+    held = f" + {format_usd(reserved)} reserved" if reserved else ""
+    if amount == 0:  # a block: nothing is "left" and nothing "resets" in words that help
+        used = f" ({format_usd(spent)} spent{held})" if spent or reserved else ""
+        return f"{label}: {format_usd(0)}, so it **blocks new jobs**{used}"
     return (
-        f"• **{limit_label[0].upper()}{limit_label[1:]}**: {format_usd(spent)} spent"
-        f"{f' + {format_usd(reserved)} reserved' if reserved else ''} of {format_usd(amount)} · "
+        f"{label}: {format_usd(spent)} spent{held} of {format_usd(amount)} · "
         f"**{format_usd(left)} left** · resets {ts(resets_at, 'R')}"
     )
 
@@ -292,8 +306,8 @@ def _spend_rows(title: str, lines: Sequence[SpendLine], mention: str) -> list[st
 def report_text(report: SpendReport) -> str:
     """The /limits report message: totals, top members, channels and pools, and the operator's spend apart."""
     r = report
-    last_day = (r.window_end - timedelta(days=1)).date()
-    span = f"{r.window_start.date().isoformat()} to {last_day.isoformat()}, UTC"
+    first_day, last_day = r.window_start.date(), (r.window_end - timedelta(days=1)).date()
+    span = f"{first_day.isoformat()}{f' to {last_day.isoformat()}' if last_day != first_day else ''}, UTC"
     head = f"{DRY if r.dry_run else ''}📊 **Video spend {PERIOD_NOUNS[r.period]}** ({span})"
     lines = [
         head,

@@ -51,7 +51,7 @@ def _describe(data: bytes) -> str:
             return kind
     if len(data) >= 12 and data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"avif"):
         return "a HEIC/AVIF image"
-    return "not an image we can read"
+    return "not an image the bot can read"
 
 
 def _mib(n: int) -> str:
@@ -69,11 +69,18 @@ def _name(filename: str) -> str:
     return f'"{clean}"' if len(clean) <= 80 else f'"{clean[:77]}..."'
 
 
+def too_large(filename: str, size: int, cap: int) -> InputError:
+    """The refusal of a file over the size cap (also raised from its declared size, before any download)."""
+    return InputError(
+        f"{_name(filename)} is {_mib(size)}; images can be at most {_mib(cap)}. Attach a smaller PNG, JPEG or WEBP."
+    )
+
+
 def check_image(filename: str, data: bytes, cfg: ImageSettings) -> ImageInput:
     """Check one attachment and describe it, or raise InputError naming the file (blocking: decodes)."""
     name = _name(filename)
     if len(data) > cfg.max_bytes:
-        raise InputError(f"{name} is {_mib(len(data))}; images can be at most {_mib(cfg.max_bytes)}.")
+        raise too_large(filename, len(data), cfg.max_bytes)
     if not data:
         raise InputError(f"{name} is empty. Attach a PNG, JPEG or WEBP image.")
     mime = sniff_mime(data)
@@ -91,7 +98,7 @@ def check_image(filename: str, data: bytes, cfg: ImageSettings) -> ImageInput:
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"{name} has too many pixels to open safely.") from None
+        raise InputError(f"{name} has too many pixels to open safely. Use a smaller image.") from None
     except (OSError, SyntaxError, ValueError, EOFError):  # UnidentifiedImageError is an OSError
         raise unreadable from None
     return ImageInput(filename=filename, data=data, mime=mime, width=width, height=height)
@@ -100,9 +107,9 @@ def check_image(filename: str, data: bytes, cfg: ImageSettings) -> ImageInput:
 def _check_dimensions(name: str, width: int, height: int, cfg: ImageSettings) -> None:
     size = f"{width}×{height} pixels"
     if min(width, height) < cfg.min_side:
-        raise InputError(f"{name} is {size}; each side must be at least {cfg.min_side} pixels.")
+        raise InputError(f"{name} is {size}; each side must be at least {cfg.min_side} pixels. Use a larger image.")
     if max(width, height) > cfg.max_side:
-        raise InputError(f"{name} is {size}; each side must be at most {cfg.max_side} pixels.")
+        raise InputError(f"{name} is {size}; each side must be at most {cfg.max_side} pixels. Scale it down.")
     ratio = max(width, height) / min(width, height)
     if ratio > cfg.max_aspect:
         limit = f"{cfg.max_aspect:g}"

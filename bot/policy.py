@@ -94,7 +94,10 @@ def estimate_micros(prices: Mapping[str, Micros], resolution: str, duration: int
     """Reservation estimate: price per clip for this size and length, times the clips asked for."""
     key = f"{resolution}-{duration}"
     if key not in prices:
-        raise InputError(f"No price is configured for {resolution} at {duration} s, so it can't be requested here.")
+        raise InputError(
+            f"No price is configured for {resolution} at {duration} s, so it can't be requested here. "
+            "Choose another resolution or length."
+        )
     return prices[key] * variations
 
 

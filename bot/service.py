@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from bot.crashpoints import crash_point
 from bot.errors import InputError, NotAllowed, NotFound, Paused, UserFacingError
+from bot.formatting import STATE_WORDS
 from bot.models import ImageInput, Job, JobState, Payer, SafetyMode, utc_now
 from bot.policy import (
     ALLOWED_DURATIONS,
@@ -182,7 +183,10 @@ class VideoService:
 
     async def _channel_rules(self, cfg: GuildConfig, who: Requester) -> ChannelRule:
         if cfg.paused:
-            raise Paused("Video generation is paused in this server by its moderators. Running jobs still finish.")
+            raise Paused(
+                "Video generation is paused in this server by its moderators. Jobs already running still finish; "
+                "try again once it is resumed."
+            )
         rule = await self._guilds.channel_rule(who.guild_id, who.budget_channel_id)
         allowed = await self._guilds.allowed_channels(who.guild_id)
         if allowed and who.budget_channel_id not in allowed:
@@ -295,6 +299,8 @@ class VideoService:
             log.warning("job=%s Runware refused the bot's account: %s (%s)", job.id, exc.code, exc.kind.value)
         elif exc.code in ("unsupportedParameter", "unknownParameter"):
             log.error("job=%s the bot built a request Runware refused (%s %s): a bug", job.id, exc.code, exc.parameter)
+        else:  # the member reads plain words; Runware's own code and message are kept here
+            log.info("job=%s Runware refused the task: %s", job.id, exc)
         return await self._reject_text(job, user_message_for(exc))
 
     async def _reject_text(self, job: Job, text: str) -> JobRejected:
@@ -397,7 +403,7 @@ class VideoService:
     async def job_for(self, job_id: int, guild_id: int) -> Job:
         job = await self._jobs.get(job_id)
         if job is None or job.guild_id != guild_id:
-            raise NotFound("That job no longer exists.")
+            raise NotFound("That job no longer exists. Start a new one with /video.")
         return job
 
     def options_from(self, job: Job, *, prompt: str | None = None) -> VideoOptions:
@@ -428,7 +434,7 @@ class VideoService:
         if job.user_id != who.user_id and not who.is_moderator:
             raise NotAllowed("Only the member who asked for this job, or a moderator, can cancel it.")
         if job.state not in (JobState.RESERVED, JobState.SUBMITTED):
-            raise InputError(f"This job is already {job.state.value}; there is nothing to cancel.")
+            raise InputError(f"This job is already {STATE_WORDS[job.state]}; there is nothing to cancel.")
         if not await self._tracker.cancel(job):
             raise InputError("This job finished just now; there is nothing to cancel.")
         return await self._jobs.get(job.id) or job

@@ -37,6 +37,14 @@ DELIVERY_BACKOFF_BASE = 5.0
 DELIVERY_BACKOFF_MAX = 600.0
 
 
+def _span(seconds: float) -> str:
+    """'30 minutes', '45 seconds': a wait as members read it."""
+    if seconds < 120:
+        n = max(1, round(seconds))
+        return f"{n} second{'s' if n != 1 else ''}"
+    return f"{round(seconds / 60)} minutes"
+
+
 class JobTracker:
     def __init__(
         self,
@@ -263,6 +271,9 @@ class JobTracker:
                     if failures:
                         log.info("job=%s task=%s: %d generation(s) failed", job.id, job.task_uuid, len(failures))
             else:
+                if failures:  # the member reads plain words; Runware's own code and message are kept here
+                    first = failures[0]
+                    log.info("job=%s task=%s Runware: %s: %s", job.id, job.task_uuid, first.code, first.message)
                 reason = self._reason(failures)
                 await self._fail(job, reason)
                 return
@@ -308,8 +319,10 @@ class JobTracker:
     async def expire(self, job: Job) -> None:
         if await self._finish_with_stored(job):
             return
-        minutes = round(self._max_wait / 60)
-        reason = f"The job did not finish within {minutes} minutes, so it was given up. You were not charged."
+        reason = (
+            f"The job did not finish within {_span(self._max_wait)}, so it was given up. "
+            "You were not charged; try again with /video."
+        )
         if await self._jobs.transition(job.id, JobState.EXPIRED, error=reason):
             await self._ledger.release(job.id)
             log.info("job=%s task=%s expired", job.id, job.task_uuid)

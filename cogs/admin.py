@@ -73,8 +73,8 @@ class AdminCog(commands.GroupCog, group_name="videoadmin", group_description="Vi
         text = await self.desk.channel(interaction, channel=channel, allowed=allowed, threads=threads, pool=pool)
         await send_ephemeral(interaction, text)
 
-    @app_commands.command(name="safety", description="Content checking of generated clips by Runware")
-    @app_commands.describe(mode="none, fast or full")
+    @app_commands.command(name="safety", description="How Runware checks generated clips for unsafe content")
+    @app_commands.describe(mode="None (no checks), fast, or full (the most thorough)")
     async def safety(self, interaction: discord.Interaction[HailuoBot], mode: Literal["none", "fast", "full"]) -> None:
         await defer(interaction)
         await send_ephemeral(interaction, await self.desk.safety(interaction, mode=mode))

@@ -18,6 +18,7 @@ PeriodOption = Literal["day", "week", "month"]
 Amount = app_commands.Range[float, 0, 1_000_000]
 _is_moderator = moderator_check(LIMITS_ACTION)
 
+_PERIOD = "Day, week or month (calendar periods in UTC)"
 _TARGETS = {
     "member": "A member's own limit",
     "role": "A limit for each member with this role",
@@ -37,8 +38,11 @@ class LimitsCog(commands.GroupCog, group_name="limits", group_description="Video
         """Checked at run time too: Manage Server or the server's moderator role."""
         return await _is_moderator(interaction)
 
-    @app_commands.command(name="set", description="Set a spend limit in USD (0 blocks); no target = the server")
-    @app_commands.describe(period="Calendar period, UTC", amount="USD per period; 0 blocks all spending", **_TARGETS)
+    @app_commands.command(
+        name="set",
+        description="Set a spend limit in USD for a member, role, channel, or (if none is given) the whole server",
+    )
+    @app_commands.describe(period=_PERIOD, amount="USD per period; 0 blocks all spending", **_TARGETS)
     async def set_(
         self,
         interaction: discord.Interaction[HailuoBot],
@@ -54,8 +58,11 @@ class LimitsCog(commands.GroupCog, group_name="limits", group_description="Video
         )
         await send_ephemeral(interaction, text)
 
-    @app_commands.command(name="clear", description="Remove a spend limit; no target = the server-wide one")
-    @app_commands.describe(period="Calendar period, UTC", **_TARGETS)
+    @app_commands.command(
+        name="clear",
+        description="Remove the spend limit of a member, role, channel, or (if none is given) the whole server",
+    )
+    @app_commands.describe(period=_PERIOD, **_TARGETS)
     async def clear(
         self,
         interaction: discord.Interaction[HailuoBot],
@@ -68,7 +75,9 @@ class LimitsCog(commands.GroupCog, group_name="limits", group_description="Video
         text = await self.desk.limits_clear(interaction, period=period, member=member, role=role, channel=channel)
         await send_ephemeral(interaction, text)
 
-    @app_commands.command(name="show", description="The limits in force, with spent, reserved, left and reset time")
+    @app_commands.command(
+        name="show", description="Show the limits in force, with spent, reserved, left and reset time"
+    )
     @app_commands.describe(**_TARGETS)
     async def show(
         self,
@@ -82,7 +91,7 @@ class LimitsCog(commands.GroupCog, group_name="limits", group_description="Video
             interaction, await self.desk.limits_show(interaction, member=member, role=role, channel=channel)
         )
 
-    @app_commands.command(name="report", description="Spend totals, top members, channels and pools, with a chart")
+    @app_commands.command(name="report", description="Show spend totals, top members, channels and pools, with a chart")
     @app_commands.describe(period="Calendar period holding today, UTC (default: month)")
     async def report(self, interaction: discord.Interaction[HailuoBot], period: PeriodOption | None = None) -> None:
         await defer(interaction)

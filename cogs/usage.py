@@ -24,7 +24,7 @@ class UsageCog(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         await send_ephemeral(interaction, await self.bot.flow.jobs_text(interaction))
 
-    @app_commands.command(name="usage", description="Spend against each limit that applies, and what is reserved")
+    @app_commands.command(name="usage", description="Your spend against each limit that applies, and what is reserved")
     @app_commands.guild_only()
     @app_commands.describe(member="Someone else's usage (moderators only)")
     async def usage(self, interaction: discord.Interaction[HailuoBot], member: discord.Member | None = None) -> None:

@@ -35,7 +35,7 @@ class VideoCog(commands.Cog):
         last_frame="Image the clip ends on (PNG, JPEG or WEBP)",
         resolution="768p or 1080p (server default if left out)",
         duration="Length in seconds: 6, or 10 at 768p",
-        variations="How many different clips to make at once",
+        variations="How many different clips to make from this prompt (each one is charged; default 1)",
         prompt_optimizer="Let MiniMax rewrite the prompt (less reproducible)",
     )
     @app_commands.choices(resolution=RESOLUTION_CHOICES)

@@ -193,11 +193,14 @@ class RunwareError(Exception):
             return "This model refused the last frame image; try again without last_frame."
         kind = self.kind
         if kind is ErrorKind.INSUFFICIENT_CREDITS:
-            return "The bot's Runware account is out of credits; a moderator has to top it up. You were not charged."
+            return (
+                "The bot's Runware account is out of credits; whoever runs the bot has to top it up, so let a "
+                "moderator know. You were not charged."
+            )
         if kind is ErrorKind.AUTHENTICATION:
             return (
-                "The bot could not sign in to Runware (its API key was refused); the operator has to fix the key. "
-                "You were not charged."
+                "The bot could not sign in to Runware (its API key was refused); whoever runs the bot has to fix "
+                "the key, so let a moderator know. You were not charged."
             )
         if kind is ErrorKind.CONTENT_SAFETY:
             return (
@@ -207,39 +210,46 @@ class RunwareError(Exception):
         if kind is ErrorKind.INVALID_REQUEST:
             return self._invalid_message()
         if kind is ErrorKind.TIMEOUT:
-            return "The video provider did not finish this clip in time and ended it. Try again with Reroll."
+            return "The video provider did not finish this clip in time and ended it. Try again with /video."
         if kind is ErrorKind.PROVIDER_FAILURE:
             if self.parameter and "frameimages" in self.parameter.lower():
                 return "Runware could not use one of the frame images. Try a different image, or none."
-            return "The video provider failed to make this clip. Try again with Reroll."
+            return "The video provider failed to make this clip. Try again with /video."
         if kind is ErrorKind.RATE_LIMITED:
             return "Runware is busy right now. Try again in a minute."
         if kind is ErrorKind.SERVER_ERROR:
             return "Runware is having trouble right now. Try again in a few minutes."
         if kind is ErrorKind.NOT_FOUND:
-            return "Runware no longer knows this job (it failed or expired). Try again with Reroll."
+            return "Runware no longer knows this job (it failed or expired). Try again with /video."
         if kind is ErrorKind.CONFLICT:
             return "Runware already has this job; the bot will keep following it."
         return "Runware could not make this clip for an unexpected reason. Try again later."
 
     def _invalid_message(self) -> str:
+        # Runware's own message is logged, never shown: it names wire fields a member can do nothing about.
         if self.code.lower() in ("unsupportedparameter", "unknownparameter"):
-            return "The bot sent Runware a setting it does not accept; this is a bot bug and has been logged."
+            return (
+                "The bot sent Runware a setting it does not accept. That is a bot bug, not a problem with your "
+                "request: it has been logged, and you were not charged."
+            )
         if not self.parameter:
-            detail = f" ({self.message.rstrip('.')})" if self.message else ""
-            return f"Runware refused this request as invalid{detail}. Change the input and try again."
-        friendly = _FRIENDLY.get(self.parameter)
-        what = f"{friendly} (`{self.parameter}`)" if friendly else f"the value of `{self.parameter}`"
-        text = f"Runware refused {what}."
+            return "Runware refused this request as invalid. Check the prompt, images and options, and try again."
+        rule = ""
         if self.allowed_values:
-            text += f" Allowed: {_words(self.allowed_values)}."
+            rule = f"allowed: {_words(self.allowed_values)}"
         elif self.min_value is not None and self.max_value is not None:
-            text += f" It must be between {self.min_value:g} and {self.max_value:g}."
+            rule = f"it must be between {self.min_value:g} and {self.max_value:g}"
         elif self.min_value is not None:
-            text += f" It must be at least {self.min_value:g}."
+            rule = f"it must be at least {self.min_value:g}"
         elif self.max_value is not None:
-            text += f" It must be at most {self.max_value:g}."
-        return text + " Change it and try again."
+            rule = f"it must be at most {self.max_value:g}"
+        friendly = _FRIENDLY.get(self.parameter)
+        if friendly is None:  # not something the member chose: the bot's configuration
+            return (
+                f"Runware refused the bot's `{self.parameter}` setting{f' ({rule})' if rule else ''}. That is the "
+                "bot's configuration, not your request: let a moderator know. You were not charged."
+            )
+        return f"Runware refused {friendly}{f' ({rule})' if rule else ''}. Change it and try again."
 
 
 class RunwareUnavailable(RunwareError):

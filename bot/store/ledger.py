@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 import aiosqlite
 
 from bot.errors import ConcurrencyLimited, OverLimit
+from bot.formatting import ts
 from bot.models import Job, JobState, Micros, Payer, Period, Scope, format_usd, utc_now
 from bot.policy import Limit, applicable_limits, fits, left_micros, period_window
 from bot.store.db import Database, fetch_all, fetch_one, to_db_time, write
@@ -105,13 +106,15 @@ _SCOPE_FILTER: dict[Scope, str] = {
 def _over_limit(limit: Limit, used: Micros, estimate: Micros, resets_at: datetime) -> OverLimit:
     left = left_micros(limit, used)
     label = limit.label()
-    when = resets_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     if limit.amount_micros == 0:
-        text = f"{label[0].upper()}{label[1:]} is {format_usd(0)}, so no jobs can be charged to it."
+        text = (
+            f"{label[0].upper()}{label[1:]} is {format_usd(0)}, so no jobs can be charged to it. "
+            "Only a moderator can change that."
+        )
     else:
         text = (
             f"This job would go over {label}: {format_usd(left)} left of {format_usd(limit.amount_micros)}, "
-            f"and it needs {format_usd(estimate)}. The limit resets at {when}."
+            f"and it needs {format_usd(estimate)}. The limit resets {ts(resets_at, 'R')}."
         )
     return OverLimit(text, limit_label=label, left_micros=left, resets_at=resets_at)
 

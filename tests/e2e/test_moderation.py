@@ -149,7 +149,7 @@ async def test_member_role_channel_and_server_limits_each_stop_the_job_they_shou
     assert f"<@{w.member.user.id}>'s daily limit**: $0.00 spent of $0.20 · **$0.20 left**" in text
     refused = await video(fake, w.member, w.channel)
     assert refused.startswith("This job would go over your daily limit: $0.20 left of $0.20, and it needs $0.28.")
-    assert "The limit resets at" in refused
+    assert "The limit resets <t:" in refused
     text = await limit("clear", "day", member=w.member)
     assert text.startswith(f"✅ Cleared <@{w.member.user.id}>'s daily limit (it was $0.20).")
     assert "daily limit (config default)**: $0.00 spent of $2.00" in text

@@ -57,11 +57,11 @@ async def test_pool_channel_members_draw_from_one_budget_and_their_own_limits_ar
     assert usage.startswith("Your usage:")
     assert "**Your default daily limit**: $0.00 spent of $2.00 · **$2.00 left**" in usage
     usage = await ask(fake, "usage", {}, user=alice, channel=w.channel)
-    assert "**Your daily limit**: $0.00 spent of $0.00 · **$0.00 left**" in usage
+    assert "**Your daily limit**: $0.00, so it **blocks new jobs**" in usage
     # A moderator asking about a member in the pool channel sees that member's own limits, not the pool.
     usage = await ask(fake, "usage", {"member": alice}, user=w.moderator, channel=pool)
     assert usage.startswith(f"Usage of <@{alice.user.id}>:")
-    assert "**Their daily limit**: $0.00 spent of $0.00 · **$0.00 left**" in usage
+    assert "**Their daily limit**: $0.00, so it **blocks new jobs**" in usage
 
     for job_id, user in ((1, alice), (2, bob)):
         job = await bot.engine.jobs.get(job_id)

@@ -78,7 +78,7 @@ async def test_over_a_spend_limit_is_refused_before_any_task_saying_which_limit_
     _, answer = await video(fake_discord, w, {"prompt": "second clip of the day"})
     text = answer.content
     assert "daily" in text and "$0.22 left" in text and "$0.50" in text and "$0.28" in text, text
-    assert "resets at" in text and "UTC" in text, text
+    assert "The limit resets <t:" in text and text.endswith(":R>."), text
     assert len(video_tasks(e2e_sim)) == 1
     assert await job_count(bot) == 1
     assert [row[1:] for row in await ledger(bot)] == [("held", 280_000, 0)]

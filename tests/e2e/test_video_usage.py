@@ -40,11 +40,11 @@ async def test_jobs_lists_the_members_jobs_with_status_cost_and_a_link(
     lines = text.split("\n")
     assert lines[0] == "Your recent video jobs:"
     job3, job2, job1 = text.split("**#")[1:]  # newest first
-    assert job1.startswith("1**") and "succeeded" in job1 and "$0.28" in job1
+    assert job1.startswith("1**") and " done " in job1 and "$0.28" in job1
     assert f"/{w.channel.id}/{post.id}" in job1, "links to the posted clip"
     assert "a whale breaching at sunset" in job1
     assert job2.startswith("2**") and "failed" in job2 and "not charged" in job2
-    assert job3.startswith("3**") and "submitted" in job3 and "~$0.56 reserved" in job3
+    assert job3.startswith("3**") and " generating " in job3 and "~$0.56 reserved" in job3
     # Someone else's /jobs does not show alice's jobs.
     h = await fake_discord.send_command("jobs", {}, user=w.moderator, channel=w.channel)
     [theirs] = await h.wait_followups(1)

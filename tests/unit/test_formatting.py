@@ -99,7 +99,7 @@ def test_quote_marks_every_line() -> None:
 def test_job_line_is_one_line_of_status_cost_and_prompt_whatever_the_prompt() -> None:
     line = job_line(job(prompt="first line\nsecond   line"), "https://discord.com/channels/1/2/3")
     head, prompt = line.split("\n")
-    assert "**#7** succeeded" in head and "$0.28" in head and "[open](https://discord.com/channels/1/2/3)" in head
+    assert "**#7** done" in head and "$0.28" in head and "[open](https://discord.com/channels/1/2/3)" in head
     assert prompt.strip() == "“first line second line”"
     failed = job_line(job(state=JobState.FAILED, cost_micros=None), None)
     assert "not charged" in failed and "open" not in failed

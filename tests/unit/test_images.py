@@ -47,7 +47,7 @@ def test_gif_refused_by_content_even_when_named_png() -> None:
 def test_text_file_named_png_refused() -> None:
     with pytest.raises(InputError) as err:
         check_image("notes.png", b"hello, this is not a picture\n" * 10, CFG)
-    assert err.value.message == '"notes.png" is not an image we can read. Attach a PNG, JPEG or WEBP image.'
+    assert err.value.message == '"notes.png" is not an image the bot can read. Attach a PNG, JPEG or WEBP image.'
 
 
 def test_empty_file_refused() -> None:
@@ -76,7 +76,9 @@ def test_corrupted_png_chunk_refused() -> None:
 def test_too_small_names_size_and_rule() -> None:
     with pytest.raises(InputError) as err:
         check_image("tiny.jpg", make("JPEG", (200, 400)), CFG)
-    assert err.value.message == '"tiny.jpg" is 200×400 pixels; each side must be at least 300 pixels.'
+    assert err.value.message == (
+        '"tiny.jpg" is 200×400 pixels; each side must be at least 300 pixels. Use a larger image.'
+    )
 
 
 def test_too_large_dimensions() -> None:

@@ -109,11 +109,11 @@ def test_from_item_keeps_parameter_and_allowed_values() -> None:
 
 
 USER_TEXTS: list[tuple[dict[str, object], str]] = [
-    ({"code": "insufficientCredits"}, "The bot's Runware account is out of credits; a moderator has to top it up."),
+    ({"code": "insufficientCredits"}, "The bot's Runware account is out of credits; whoever runs the bot has to top"),
     ({"code": "contentPolicyViolation"}, "Runware's content checks refused this request"),
     ({"code": "invalidApiKey", "parameter": "apiKey"}, "API key was refused"),
-    ({"code": "timeoutProvider"}, "Reroll"),
-    ({"code": "inferenceError"}, "Reroll"),
+    ({"code": "timeoutProvider"}, "Try again with /video."),
+    ({"code": "inferenceError"}, "Try again with /video."),
     (
         {"code": "invalidFrameImages", "parameter": "inputs.frameImages", "message": "frame 'last' is not supported"},
         "This model refused the last frame image; try again without last_frame.",

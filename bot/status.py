@@ -20,11 +20,12 @@ from bot.background import TaskGroup
 from bot.formatting import status_message
 from bot.models import Job
 from bot.store.jobs import JobStore
-from bot.views import status_view
+from bot.views import retry_view, status_view
 
 log = logging.getLogger(__name__)
 
 FINAL_PHASES = frozenset({"done", "failed", "cancelled", "expired"})
+RETRY_PHASES = frozenset({"failed", "expired"})
 #: How far along each phase is; a status never shows a lower rank than it already showed or has waiting.
 RANK = {"queued": 0, "generating": 1, "delivering": 2} | dict.fromkeys(FINAL_PHASES, 3)
 #: How many recently ended jobs are remembered (to ignore stale routine news); older ones are forgotten.
@@ -114,7 +115,9 @@ class StatusReporter:
         started = job.submitted_at or job.created_at
         elapsed = (datetime.now(UTC) - started).total_seconds()
         text = status_message(job, edit.phase, elapsed_s=elapsed, progress=edit.progress, detail=edit.detail)
-        view: discord.ui.View | None = None if final else status_view(job.id)
+        view: discord.ui.View | None = status_view(job.id)  # Cancel while it runs
+        if final:  # a failed or expired job can be tried again from its status; a finished one has its clips
+            view = retry_view(job.id) if edit.phase in RETRY_PHASES else None
         channel: Any = self._client.get_partial_messageable(job.status_channel_id)
         try:
             await channel.get_partial_message(job.status_message_id).edit(

@@ -72,6 +72,14 @@ def result_view(job_id: int) -> discord.ui.View:
     return view
 
 
+def retry_view(job_id: int) -> discord.ui.View:
+    """On a failed or expired status: try the same request again, or edit the prompt first."""
+    view = discord.ui.View(timeout=None)
+    for verb in ("reroll", "remix"):
+        view.add_item(JobButton(verb, job_id))
+    return view
+
+
 def status_view(job_id: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(JobButton("cancel", job_id))

@@ -154,7 +154,8 @@ class WebhookServer:
         self.bound_port: int | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+        # Shutdown waits at most 5 s for requests in flight (a webhook being stored), not aiohttp's 60 s.
+        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()

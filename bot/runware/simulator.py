@@ -126,7 +126,7 @@ class RunwareSimulator:
         app.router.add_post("/v1", self._api)
         app.router.add_get("/video/{name}", self._video_file)
         app.router.add_get("/image/{name}", self._image_file)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

@@ -87,7 +87,7 @@ async def test_a_job_that_never_finishes_expires_tells_the_member_and_releases_t
     await bot.engine.tracker.sweep_once()
     [status] = status_messages(fake_discord, w.channel)
     assert status.content.startswith("⌛ Expired") and "not charged" in status.content
-    assert status.components == []
+    assert status.custom_ids() == ["hailuo:reroll:1", "hailuo:remix:1"]  # no Cancel; a retry instead
     note = await fake_discord.wait_for_message(w.channel, lambda m: "job #1 expired" in m.content)
     assert note.pinged_user_ids == [w.member.user.id], "the requester is told, not just the channel"
     assert await ledger(bot) == [(1, "released", 280_000, 0)]

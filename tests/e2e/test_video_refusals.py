@@ -93,7 +93,7 @@ async def test_runware_out_of_credits_fails_the_job_on_its_status_message_and_re
     assert "Job #1 did not start" in answer.content and "out of credits" in answer.content
     [status] = status_messages(fake_discord, w.channel)
     assert status.content.startswith("❌ Failed") and "out of credits" in status.content
-    assert status.custom_ids() == [], "no Cancel button on a finished job"
+    assert status.custom_ids() == ["hailuo:reroll:1", "hailuo:remix:1"], "no Cancel on a failed job; a retry"
     assert await ledger(hailuo) == [(1, "released", 280_000, 0)]
     job = await hailuo.engine.jobs.get(1)
     assert job is not None and job.state.value == "failed"

@@ -153,10 +153,16 @@ async def test_a_failed_generation_is_shown_on_the_status_the_requester_is_pinge
     note = await fake_discord.wait_for_message(w.channel, lambda m: "job #1 failed" in m.content, timeout=10)
     assert note.pinged_user_ids == [w.member.user.id] and note.message_reference is not None
     assert int(note.message_reference["message_id"]) == status.id
-    assert status.content.startswith("❌ Failed") and status.components == []
+    assert status.content.startswith("❌ Failed")
+    assert status.custom_ids() == ["hailuo:reroll:1", "hailuo:remix:1"]  # try again from the status itself
     assert await ledger(hailuo) == [(1, "released", 280_000, 0)]
     assert result_messages(fake_discord, w.channel) == []
     assert_pings_only(fake_discord, w.member.user.id)
+    h = await fake_discord.click(status, "hailuo:reroll:1", user=w.member)
+    [again] = await h.wait_followups(1)
+    assert "Job #2" in again.content
+    [task2] = video_tasks(e2e_sim)[1:]
+    assert task2["positivePrompt"] == "@everyone an impossible shape"
 
 
 async def test_a_late_progress_report_never_reopens_a_finished_status(

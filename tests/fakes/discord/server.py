@@ -169,7 +169,8 @@ class FakeDiscord:
         app.router.add_get("/attachments/{attachment_id}/{filename}", self._handle_cdn)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self.rest.handle)
         app.router.add_route("*", "/{tail:.*}", self._handle_stray)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # A bot reconnecting while the fake closes would otherwise hold the shutdown for aiohttp's 60 s grace.
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

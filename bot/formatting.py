@@ -104,18 +104,19 @@ PHASES = {
 }
 
 
-def status_message(
-    job: Job, phase: str, *, elapsed_s: float | None = None, progress: int | None = None, detail: str | None = None
-) -> str:
-    """The status message a job keeps in its channel and edits as it moves."""
+def status_message(job: Job, phase: str, *, progress: int | None = None, detail: str | None = None) -> str:
+    """The status message a job keeps in its channel and edits as it moves.
+
+    The running time is a Discord relative timestamp, which every reader's client keeps counting between edits.
+    """
     head = f"{dry_prefix(job)}{PHASES.get(phase, phase)} · job #{job.id} for <@{job.user_id}>"
     what = f"{job.variations} × {job.resolution} · {job.duration} s"
     if job.frame_count:
         what += f" · {job.frame_count} frame image{'s' if job.frame_count > 1 else ''}"
     lines = [head, quote(job.prompt, 300), what]
-    if phase == "generating" and elapsed_s is not None:
+    if phase == "generating":
         extra = f" · {progress}%" if progress is not None else ""
-        lines.append(f"Running for {int(elapsed_s // 60)}m {int(elapsed_s % 60):02d}s{extra}")
+        lines.append(f"Started {ts(job.submitted_at or job.created_at, 'R')}{extra}")
     if detail:
         lines.append(detail)
     return fit("\n".join(lines))

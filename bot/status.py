@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import discord
@@ -49,6 +48,7 @@ class StatusReporter:
         self._last_edit: dict[int, float] = {}
         self._waiting: dict[int, _Edit] = {}  # the newest edit not yet sent, per job
         self._shown: dict[int, int] = {}  # the rank of the phase each running job's status shows
+        self._shown_text: dict[int, str] = {}  # what each running job's status says now
         self._timers = TaskGroup("status-edits")
         # Jobs whose status reached a final phase, oldest first: later routine news is stale. Bounded, since a stale
         # update follows its job's end within one poll round.
@@ -110,11 +110,12 @@ class StatusReporter:
         job = edit.job
         assert job.status_channel_id is not None and job.status_message_id is not None
         final = edit.phase in FINAL_PHASES
+        text = status_message(job, edit.phase, progress=edit.progress, detail=edit.detail)
+        if not final and self._shown_text.get(job.id) == text:
+            return  # nothing changed (the running time counts by itself in Discord): no edit
+        self._shown_text[job.id] = text
         self._last_edit[job.id] = time.monotonic()
         self._shown[job.id] = RANK.get(edit.phase, 0)
-        started = job.submitted_at or job.created_at
-        elapsed = (datetime.now(UTC) - started).total_seconds()
-        text = status_message(job, edit.phase, elapsed_s=elapsed, progress=edit.progress, detail=edit.detail)
         view: discord.ui.View | None = status_view(job.id)  # Cancel while it runs
         if final:  # a failed or expired job can be tried again from its status; a finished one has its clips
             view = retry_view(job.id) if edit.phase in RETRY_PHASES else None
@@ -128,6 +129,7 @@ class StatusReporter:
         if final and job.id not in self._waiting:
             self._last_edit.pop(job.id, None)  # the job is over: forget it (ended jobs are remembered apart)
             self._shown.pop(job.id, None)
+            self._shown_text.pop(job.id, None)
 
     async def flush(self) -> None:
         """On shutdown: send every waiting edit now (bounded), so no status is left showing an old phase."""

@@ -106,12 +106,14 @@ def test_job_line_is_one_line_of_status_cost_and_prompt_whatever_the_prompt() ->
 
 
 def test_status_message_shows_phase_job_prompt_and_elapsed_time() -> None:
-    text = status_message(job(frame_count=2), "generating", elapsed_s=75, progress=40)
+    j = job(frame_count=2)
+    text = status_message(j, "generating", progress=40)
+    started = int((j.submitted_at or j.created_at).timestamp())
     assert text.splitlines() == [
         "🎬 Generating · job #7 for <@3>",
         "> a red fox in fresh snow",
         "1 × 768p · 6 s · 2 frame images",
-        "Running for 1m 15s · 40%",
+        f"Started <t:{started}:R> · 40%",  # Discord keeps the relative time counting between edits
     ]
 
 

@@ -53,7 +53,7 @@ class ClipDelivery:
     # -- status ------------------------------------------------------------------------------------------------
 
     async def job_submitted(self, job: Job) -> None:
-        await self.status.update(job, "generating", force=True)
+        await self.status.update(job, "generating")
 
     async def job_progress(self, job: Job, progress: int | None) -> None:
         await self.status.update(job, "generating", progress=progress)
@@ -90,7 +90,7 @@ class ClipDelivery:
     async def deliver(self, job: Job, results: Sequence[ClipResult], *, redelivery: bool) -> list[Delivered]:
         everything = await self._jobs.results(job.id)
         number = {r.id: n for n, r in enumerate(sorted(everything, key=lambda r: r.id), start=1)}
-        await self.status.update(job, "delivering", force=True)
+        await self.status.update(job, "delivering")
         target = await self._channel(job)
         out: list[Delivered] = []
         todo = list(results)

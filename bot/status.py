@@ -72,12 +72,8 @@ class StatusReporter:
         *,
         progress: int | None = None,
         detail: str | None = None,
-        force: bool = False,
     ) -> None:
-        """Show `phase`: now if the interval since the last edit has passed, else once it has (newest wins).
-
-        `force` is kept for callers that mark a transition; transitions and routine refreshes are throttled alike.
-        """
+        """Show `phase`: now if the interval since the last edit has passed, else once it has (newest wins)."""
         if job.status_message_id is None or job.status_channel_id is None:
             return
         if job.id in self._ended and phase not in FINAL_PHASES:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.models import ClipResult, Job
+from bot.models import ClipResult, Job, JobState, Payer
 from bot.settings import Settings
 from bot.sink import Delivered
 from tests.runware_helpers import SIM_KEY
@@ -67,3 +69,44 @@ class RecordingSink:
 
     async def job_cancelled(self, job: Job) -> None:
         self.cancelled.append(job.id)
+
+
+class Clock:
+    """An injectable clock that tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+JOB_TIME = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def make_job(**changes: object) -> Job:
+    """A finished job row for pure formatting/status tests; override any field."""
+    base = Job(
+        id=7,
+        task_uuid="00000000-0000-4000-8000-000000000007",
+        guild_id=1,
+        channel_id=2,
+        user_id=3,
+        payer=Payer.MEMBER,
+        pool_channel_id=None,
+        prompt="a red fox in fresh snow",
+        resolution="768p",
+        duration=6,
+        variations=1,
+        prompt_optimizer=False,
+        frame_count=0,
+        state=JobState.SUCCEEDED,
+        estimate_micros=280_000,
+        cost_micros=280_000,
+        error=None,
+        dry_run=False,
+        created_at=JOB_TIME,
+        updated_at=JOB_TIME,
+        finished_at=JOB_TIME,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]

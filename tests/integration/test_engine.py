@@ -18,7 +18,7 @@ from bot.errors import OverLimit
 from bot.models import JobState, Payer, ResultState
 from bot.runware.simulator import RunwareSimulator
 from bot.service import JobRejected, Requester, VideoOptions
-from tests.helpers import RecordingSink, make_settings
+from tests.helpers import Clock, RecordingSink, make_settings
 
 ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))
 
@@ -27,14 +27,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -20,19 +20,11 @@ from bot.runware.simulator import RunwareSimulator
 from bot.service import JobRejected, Requester, VideoOptions
 from bot.settings import Settings
 from bot.tracker import NOT_FOUND_STRIKES
-from tests.helpers import RecordingSink, make_settings
+from tests.helpers import Clock, RecordingSink, make_settings
 from tests.runware_helpers import png_bytes
 
 ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))
 MAX_WAIT = 600
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

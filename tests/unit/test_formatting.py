@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,36 +10,11 @@ from hypothesis import strategies as st
 from bot.delivery import CLIP_LINES_BUDGET
 from bot.flow import thread_name
 from bot.formatting import DISCORD_LIMIT, clip_line, job_line, quote, quote_within, result_message, status_message
-from bot.models import ClipResult, Job, JobState, Payer, ResultState
+from bot.models import ClipResult, JobState, ResultState
+from tests.helpers import JOB_TIME, make_job
 
-NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def job(**changes: object) -> Job:
-    base = Job(
-        id=7,
-        task_uuid="00000000-0000-4000-8000-000000000007",
-        guild_id=1,
-        channel_id=2,
-        user_id=3,
-        payer=Payer.MEMBER,
-        pool_channel_id=None,
-        prompt="a red fox in fresh snow",
-        resolution="768p",
-        duration=6,
-        variations=1,
-        prompt_optimizer=False,
-        frame_count=0,
-        state=JobState.SUCCEEDED,
-        estimate_micros=280_000,
-        cost_micros=280_000,
-        error=None,
-        dry_run=False,
-        created_at=NOW,
-        updated_at=NOW,
-        finished_at=NOW,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
+NOW = JOB_TIME
+job = make_job
 
 
 def clip(n: int, url: str | None = None) -> ClipResult:

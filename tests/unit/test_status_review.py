@@ -3,40 +3,23 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from bot import status as status_module
-from bot.models import Job, JobState, Payer
+from bot.models import Job, JobState
 from bot.status import StatusReporter
-
-NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+from tests.helpers import make_job
 
 
 def job(job_id: int) -> Job:
-    return Job(
+    return make_job(
         id=job_id,
         task_uuid=f"00000000-0000-4000-8000-{job_id:012d}",
-        guild_id=1,
-        channel_id=2,
-        user_id=3,
-        payer=Payer.MEMBER,
-        pool_channel_id=None,
-        prompt="a red fox in fresh snow",
-        resolution="768p",
-        duration=6,
-        variations=1,
-        prompt_optimizer=False,
-        frame_count=0,
         state=JobState.SUBMITTED,
-        estimate_micros=280_000,
         cost_micros=None,
-        error=None,
-        dry_run=False,
-        created_at=NOW,
-        updated_at=NOW,
+        finished_at=None,
         status_channel_id=2,
         status_message_id=10_000 + job_id,
     )
@@ -85,9 +68,9 @@ async def test_edits_are_spaced_by_the_interval_coalesced_and_never_go_backwards
     interval = 0.2
     reporter = StatusReporter(edits, jobs=None, interval=interval)  # type: ignore[arg-type]
     j = job(1)
-    await reporter.update(j, "generating", force=True)  # first edit: at once
+    await reporter.update(j, "generating")  # first edit: at once
     await reporter.update(j, "generating", progress=10)  # within the interval: waits
-    await reporter.update(j, "delivering", force=True)  # replaces what waits
+    await reporter.update(j, "delivering")  # replaces what waits
     await reporter.update(j, "generating", progress=90)  # stale (a lower phase is waiting): ignored
     assert [c.split(" · ")[0] for _, c in edits.edits] == ["🎬 Generating"]
     assert await reporter._timers.drain(5)  # the timer sends the newest state once the interval has passed

@@ -15,7 +15,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY cogs ./cogs
-# Build the wheel (package data included: store/migrations/*.sql, runware/assets/*) and install it.
+# Build the wheel (package data included: store/sqlite/migrations/*.sql, simulator/assets/*) and install it.
 RUN /opt/venv/bin/pip install --upgrade pip wheel \
  && /opt/venv/bin/pip wheel --no-deps . -w /tmp/wheels \
  && /opt/venv/bin/pip install /tmp/wheels/*.whl \

@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.engine import Engine
-from bot.runware.simulator import RunwareSimulator
-from bot.service import Requester, VideoOptions
+from bot.core.engine import Engine
+from bot.core.service import Requester, VideoOptions
+from bot.core.sink import NullSink
 from bot.settings import Settings
-from bot.sink import NullSink
+from bot.simulator.server import RunwareSimulator
 
 SIM_KEY = "sim-key"
 OPERATOR = Requester(guild_id=0, channel_id=0, user_id=0)

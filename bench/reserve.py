@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.errors import OverLimit
-from bot.models import JobState, Payer, Period, format_usd, usd_to_micros
-from bot.store.db import Database, to_db_time, write
+from bot.core.errors import OverLimit
+from bot.core.models import JobState, Payer, Period, format_usd, usd_to_micros
 from bot.store.jobs import NewJob, insert_job
 from bot.store.ledger import SpendLedger
+from bot.store.sqlite.db import Database, to_db_time, write
 
 CLIP = usd_to_micros("0.28")
 LIMIT = 10 * CLIP

@@ -14,14 +14,13 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from bot.delivery import ClipDelivery
-from bot.engine import Engine
-from bot.errors import UserFacingError
-from bot.flow import VideoFlow
+from bot.core.engine import Engine
+from bot.core.errors import UserFacingError
 from bot.settings import Settings
-from bot.status import StatusReporter
-from bot.tree import HailuoTree
-from bot.views import JobButton
+from bot.ui.buttons import JobButton
+from bot.ui.delivery import ClipDelivery
+from bot.ui.status import StatusReporter
+from bot.ui.tree import HailuoTree
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,6 @@ class HailuoBot(commands.Bot):
             guild_ready_timeout=guild_ready_timeout,
         )
         self.settings = settings
-        self.flow = VideoFlow(self)
         self._engine: Engine | None = None
         self._delivery: ClipDelivery | None = None
         self.ready_once = asyncio.Event()

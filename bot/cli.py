@@ -9,8 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.errors import UserFacingError
-from bot.policy import DURATIONS, RESOLUTIONS
+from bot.core.errors import UserFacingError
+from bot.core.policy import DURATIONS, RESOLUTIONS
 from bot.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("bot.cli")
@@ -169,7 +169,7 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
     try:
         return asyncio.run(run_generate(settings, gen, StdConsole()))
     except UserFacingError as exc:
-        from bot.errors import InputError
+        from bot.core.errors import InputError
 
         return _fail(exc.message, EX_DATAERR if isinstance(exc, InputError) else EX_FAILED)
     except KeyboardInterrupt:

@@ -15,8 +15,8 @@ from aiohttp import web
 from bot.runware.client import RunwareClient
 from bot.runware.errors import ErrorKind, RunwareError
 from bot.settings import Settings
-from bot.store.db import Database
-from bot.webhook import PROBE_PREFIX, WEBHOOK_PREFIX, probe_body
+from bot.store.sqlite.db import Database
+from bot.web.webhook import PROBE_PREFIX, WEBHOOK_PREFIX, probe_body
 
 DISCORD_API = "https://discord.com/api/v10"
 TIMEOUT = aiohttp.ClientTimeout(total=10)

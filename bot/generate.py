@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bot.clips import ClipError, save_clip
-from bot.engine import Engine
-from bot.errors import UserFacingError
-from bot.images import read_image
-from bot.models import ClipResult, ImageInput, Job, JobState, ResultState, format_usd
-from bot.policy import MAX_VARIATIONS, check_resolution_duration, check_variations, clean_prompt
-from bot.service import Requester, VideoOptions
+from bot.core.clips import ClipError, save_clip
+from bot.core.engine import Engine
+from bot.core.errors import UserFacingError
+from bot.core.images import read_image
+from bot.core.models import ClipResult, ImageInput, Job, JobState, ResultState, format_usd
+from bot.core.policy import MAX_VARIATIONS, check_resolution_duration, check_variations, clean_prompt
+from bot.core.service import Requester, VideoOptions
+from bot.core.sink import Delivered
 from bot.settings import Settings
-from bot.sink import Delivered
 
 log = logging.getLogger(__name__)
 

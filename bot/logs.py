@@ -127,7 +127,7 @@ class ReconnectFilter(logging.Filter):
 
 
 class HumanFormatter(logging.Formatter):
-    """`2026-11-25 13:00:00 INFO bot.tracker: job=12 task=... message`, in UTC."""
+    """`2026-11-25 13:00:00 INFO bot.core.tracker: job=12 task=... message`, in UTC."""
 
     def __init__(self) -> None:
         super().__init__(HUMAN_FORMAT, DATE_FORMAT)

@@ -18,6 +18,7 @@ SECRET_ENV: dict[str, tuple[str, str]] = {
     "DISCORD_TOKEN": ("discord", "token"),
     "RUNWARE_API_KEY": ("runware", "api_key"),
     "WEBHOOK_SECRET": ("webhook", "secret"),
+    "DATABASE_URL": ("database", "url"),
 }
 
 
@@ -33,6 +34,8 @@ class DiscordSettings(_Section):
     token: SecretStr = SecretStr("")
     api_base: str = ""
     dev_guild_ids: list[int] = Field(default_factory=list)
+    shard_count: int = Field(0, ge=0, le=10_000)  # 0: the count Discord recommends (GET /gateway/bot)
+    shard_ids: list[int] = Field(default_factory=list)  # empty: every shard
 
     @field_validator("api_base")
     @classmethod
@@ -103,6 +106,7 @@ class WebhookSettings(_Section):
 
 class DatabaseSettings(_Section):
     path: Path = Path("data/hailuo-bot.sqlite3")
+    url: SecretStr = SecretStr("")  # postgresql://…: PostgreSQL instead of the SQLite file (it may hold a password)
 
 
 class LimitsSettings(_Section):

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from bot.runware.client import RunwareClient
-from bot.runware.simulator import RunwareSimulator
+from bot.simulator.server import RunwareSimulator
 from tests.runware_helpers import SIM_KEY, Receiver
 
 

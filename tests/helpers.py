@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.models import ClipResult, Job, JobState, Payer
+from bot.core.models import ClipResult, Job, JobState, Payer
+from bot.core.sink import Delivered
 from bot.settings import Settings
-from bot.sink import Delivered
 from tests.runware_helpers import SIM_KEY
 
 

@@ -37,7 +37,7 @@ from bot.runware.models import (
 )
 
 if TYPE_CHECKING:
-    from bot.metrics import Metrics
+    from bot.core.metrics import Metrics
 
 __all__ = ["RunwareClient", "RunwareStats", "TaskStatus"]
 

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
-from bot.models import Period, SafetyMode, Scope, utc_now
-from bot.policy import DURATIONS, MAX_VARIATIONS, RESOLUTIONS, Limit
-from bot.store.db import Database, fetch_all, fetch_one, from_db_time, to_db_time, write
+from bot.core.models import Period, SafetyMode, Scope, utc_now
+from bot.core.policy import DURATIONS, MAX_VARIATIONS, RESOLUTIONS, Limit
 from bot.store.jobs import Clock
+from bot.store.sqlite.db import Database, fetch_all, fetch_one, from_db_time, to_db_time, write
 
 if TYPE_CHECKING:
     from bot.settings import Settings

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.models import (
+from bot.core.models import (
     FINAL_JOB_STATES,
     JOB_TRANSITIONS,
     RESULT_TRANSITIONS,
@@ -27,7 +27,7 @@ from bot.models import (
     ResultState,
     utc_now,
 )
-from bot.store.db import Database, fetch_all, fetch_one, from_db_time, opt_time, to_db_time, write
+from bot.store.sqlite.db import Database, fetch_all, fetch_one, from_db_time, opt_time, to_db_time, write
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import aiosqlite
 
-from bot.errors import ConcurrencyLimited, OverLimit
-from bot.formatting import ts
-from bot.models import Job, JobState, Micros, Payer, Period, Scope, format_usd, utc_now
-from bot.policy import Limit, applicable_limits, fits, left_micros, period_window
-from bot.store.db import Database, fetch_all, fetch_one, to_db_time, write
+from bot.core.errors import ConcurrencyLimited, OverLimit
+from bot.core.models import Job, JobState, Micros, Payer, Period, Scope, format_usd, utc_now
+from bot.core.policy import Limit, applicable_limits, fits, left_micros, period_window
 from bot.store.guilds import configured_limits
 from bot.store.jobs import Clock, NewJob, insert_job
+from bot.store.sqlite.db import Database, fetch_all, fetch_one, to_db_time, write
+from bot.ui.texts import ts
 
 log = logging.getLogger(__name__)
 

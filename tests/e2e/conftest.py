@@ -10,8 +10,8 @@ from typing import Any
 import pytest_asyncio
 
 from bot.app import HailuoBot
-from bot.runware.simulator import RunwareSimulator
 from bot.settings import Settings
+from bot.simulator.server import RunwareSimulator
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.fixtures import discord_world, fake_discord
 from tests.helpers import make_settings

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.crashpoints import ENV as CRASH_ENV
+from bot.core.crashpoints import ENV as CRASH_ENV
 from tests.fakes.discord import FakeDiscord
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

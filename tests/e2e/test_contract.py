@@ -20,8 +20,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.engine import WEBHOOK_SECRET_KEY
-from bot.runware.simulator import RunwareSimulator
+from bot.core.engine import WEBHOOK_SECRET_KEY
+from bot.simulator.server import RunwareSimulator
 from tests.e2e.conftest import LoopbackBot, e2e_settings, start_bot, stop_bot
 from tests.e2e.video_support import ledger, png_bytes, result_messages, status_messages, video, video_tasks
 from tests.fakes.discord import FakeDiscord

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.crashpoints import POINTS
-from bot.runware.simulator import RunwareSimulator
+from bot.core.crashpoints import POINTS
+from bot.simulator.server import RunwareSimulator
 from tests.e2e.crash_runner import SIM_KEY, WEBHOOK_SECRET, BotProcess, CrashSetup, read_rows
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.models import FakeMessage

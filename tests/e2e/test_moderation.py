@@ -8,8 +8,8 @@ from typing import Any
 
 from PIL import Image
 
-from bot.models import format_usd
-from bot.runware.simulator import RunwareSimulator
+from bot.core.models import format_usd
+from bot.simulator.server import RunwareSimulator
 from bot.store.guilds import AuditRow
 from tests.e2e.conftest import BotFactory, LoopbackBot
 from tests.fakes.discord import FakeDiscord

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.flow import thread_name
-from bot.models import Payer
-from bot.runware.simulator import RunwareSimulator
+from bot.core.models import Payer
+from bot.simulator.server import RunwareSimulator
+from cogs.video._flow import thread_name
 from tests.e2e.conftest import BotFactory
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.models import FakeChannel, FakeMember

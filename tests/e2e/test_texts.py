@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from bot.models import Period, Scope
+from bot.core.models import Period, Scope
 from bot.runware.errors import ErrorKind, RunwareError, RunwareUnavailable
-from bot.runware.simulator import RunwareSimulator
+from bot.simulator.server import RunwareSimulator
 from tests.e2e.conftest import BotFactory, LoopbackBot
 from tests.e2e.video_support import (
     assert_pings_only,

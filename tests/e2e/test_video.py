@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.runware.simulator import RunwareSimulator
+from bot.simulator.server import RunwareSimulator
 from tests.e2e.conftest import LoopbackBot
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.world import DiscordWorld

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.runware.simulator import RunwareSimulator
+from bot.simulator.server import RunwareSimulator
 from tests.e2e.conftest import BotFactory, LoopbackBot
 from tests.e2e.video_support import (
     assert_pings_only,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.models import JobState
-from bot.runware.simulator import RunwareSimulator
+from bot.core.models import JobState
+from bot.simulator.server import RunwareSimulator
 from tests.e2e.conftest import BotFactory
 from tests.e2e.video_support import assert_pings_only, result_messages, results_after_delivery, video, video_tasks
 from tests.fakes.discord import FakeDiscord

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bot.runware.simulator import RunwareSimulator
+from bot.simulator.server import RunwareSimulator
 from tests.e2e.conftest import LoopbackBot
 from tests.e2e.video_support import result_messages, results_after_delivery, video, video_tasks
 from tests.fakes.discord import FakeDiscord, FakeMessage
@@ -82,7 +82,7 @@ async def test_an_unexpected_error_is_one_generic_line_with_an_error_id_and_the_
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     await hailuo.engine.db.execute("ALTER TABLE jobs RENAME TO jobs_gone")  # a real fault deep in the core
-    with caplog.at_level(logging.ERROR, logger="bot.tree"):
+    with caplog.at_level(logging.ERROR, logger="bot.ui.tree"):
         answer = await ask(fake_discord, discord_world, "jobs")
     m = re.fullmatch(r"Something went wrong on the bot's side \(error id ([0-9a-f]{8})\)\. .*", answer.content)
     assert m is not None, answer.content

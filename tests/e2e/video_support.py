@@ -8,8 +8,8 @@ from typing import Any
 from PIL import Image
 
 from bot.app import HailuoBot
-from bot.models import ClipResult
-from bot.runware.simulator import RunwareSimulator
+from bot.core.models import ClipResult
+from bot.simulator.server import RunwareSimulator
 from tests.fakes.discord import FakeDiscord, FakeMember, FakeMessage, InteractionHandle
 from tests.fakes.discord.world import DiscordWorld
 

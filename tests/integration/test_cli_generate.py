@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.runware.simulator import RunwareSimulator
+from bot.simulator.server import RunwareSimulator
 from tests.e2e.crash_runner import SIM_KEY, child_env, read_rows
 
 CLIP_COST_MICROS = 280_000

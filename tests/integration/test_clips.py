@@ -7,9 +7,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.clips import ClipError, ClipTooLarge, fetch_clip, looks_like_video, save_clip
+from bot.core.clips import ClipError, ClipTooLarge, fetch_clip, looks_like_video, save_clip
 from bot.runware.client import RunwareClient
-from bot.runware.simulator import RunwareSimulator
+from bot.simulator.server import RunwareSimulator
 from tests.runware_helpers import Receiver, video_task
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bot.cli import main
+from bot.core.engine import Engine
 from bot.doctor import (
     Finding,
     check_config,
@@ -20,9 +21,8 @@ from bot.doctor import (
     intent_notes,
     run_doctor,
 )
-from bot.engine import Engine
-from bot.runware.simulator import RunwareSimulator
 from bot.settings import Settings
+from bot.simulator.server import RunwareSimulator
 from tests.fakes.discord import FakeDiscord
 from tests.helpers import make_settings
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import bot.engine
-from bot.engine import Engine
-from bot.models import JobState, Period
-from bot.runware.simulator import RunwareSimulator
-from bot.service import Requester, VideoOptions
+import bot.core.engine
+from bot.core.engine import Engine
+from bot.core.models import JobState, Period
+from bot.core.service import Requester, VideoOptions
+from bot.simulator.server import RunwareSimulator
 from tests.helpers import RecordingSink, make_settings
 
 ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))
@@ -22,7 +22,7 @@ EngineIn = Callable[[bool], AbstractAsyncContextManager[tuple[Engine, RecordingS
 
 @pytest.fixture(autouse=True)
 def _instant_simulation(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bot.engine, "DRY_RUN_PROCESSING_SECONDS", 0.0)
+    monkeypatch.setattr(bot.core.engine, "DRY_RUN_PROCESSING_SECONDS", 0.0)
 
 
 @pytest.fixture

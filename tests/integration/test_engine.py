@@ -13,11 +13,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.engine import Engine
-from bot.errors import OverLimit
-from bot.models import JobState, Payer, ResultState
-from bot.runware.simulator import RunwareSimulator
-from bot.service import JobRejected, Requester, VideoOptions
+from bot.core.engine import Engine
+from bot.core.errors import OverLimit
+from bot.core.models import JobState, Payer, ResultState
+from bot.core.service import JobRejected, Requester, VideoOptions
+from bot.simulator.server import RunwareSimulator
 from tests.helpers import Clock, RecordingSink, make_settings
 
 ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))
@@ -130,7 +130,7 @@ async def test_rejected_submit_releases_the_reservation(
     assert job.state is JobState.FAILED
     assert sink.failed and sink.failed[0][0] == job.id
     assert await eng.ledger.held_job_ids() == []
-    report = await eng.ledger.report(1000, __import__("bot.models").models.Period.DAY, datetime.now(UTC))
+    report = await eng.ledger.report(1000, __import__("bot.core.models").core.models.Period.DAY, datetime.now(UTC))
     assert report.total_micros == 0
 
 
@@ -189,7 +189,7 @@ async def test_cancel_posts_nothing_and_settles_on_reported_cost(
     assert sink.delivered == []
     assert await eng.ledger.held_job_ids() == []
     assert job.task_uuid not in await eng.jobs.tracked_task_uuids()
-    report = await eng.ledger.report(1000, __import__("bot.models").models.Period.DAY, datetime.now(UTC))
+    report = await eng.ledger.report(1000, __import__("bot.core.models").core.models.Period.DAY, datetime.now(UTC))
     assert report.settled_micros == 280_000
 
 
@@ -211,7 +211,12 @@ async def test_over_limit_refused_before_anything_is_sent(
 ) -> None:
     eng, _ = engine
     await eng.guilds.set_limit(
-        1000, 1, __import__("bot.models").models.Scope.MEMBER, 3000, __import__("bot.models").models.Period.DAY, 300_000
+        1000,
+        1,
+        __import__("bot.core.models").core.models.Scope.MEMBER,
+        3000,
+        __import__("bot.core.models").core.models.Period.DAY,
+        300_000,
     )
     await eng.service.create(VideoOptions(prompt="first one fits"), ALICE)
     sent = len(sim.requests)
@@ -333,7 +338,7 @@ async def test_job_written_but_never_acknowledged_is_recovered_without_double_su
 async def test_delivery_that_keeps_failing_backs_off_then_keeps_the_results_as_undeliverable(
     engine: tuple[Engine, RecordingSink], sim: RunwareSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.tracker as tracker_module
+    import bot.core.tracker as tracker_module
 
     eng, sink = engine
     monkeypatch.setattr(tracker_module, "MAX_DELIVERY_FAILURES", 4)

@@ -13,13 +13,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.engine import Engine
-from bot.models import ImageInput, JobState, ResultState
+from bot.core.engine import Engine
+from bot.core.models import ImageInput, JobState, ResultState
+from bot.core.service import JobRejected, Requester, VideoOptions
+from bot.core.tracker import NOT_FOUND_STRIKES
 from bot.runware.models import VideoInferenceTask, VideoResultItem
-from bot.runware.simulator import RunwareSimulator
-from bot.service import JobRejected, Requester, VideoOptions
 from bot.settings import Settings
-from bot.tracker import NOT_FOUND_STRIKES
+from bot.simulator.server import RunwareSimulator
 from tests.helpers import Clock, RecordingSink, make_settings
 from tests.runware_helpers import png_bytes
 

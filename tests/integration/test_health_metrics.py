@@ -9,10 +9,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.engine import Engine
-from bot.metrics import CONTENT_TYPE
-from bot.runware.simulator import RunwareSimulator
-from bot.service import Requester, VideoOptions
+from bot.core.engine import Engine
+from bot.core.metrics import CONTENT_TYPE
+from bot.core.service import Requester, VideoOptions
+from bot.simulator.server import RunwareSimulator
 from tests.helpers import RecordingSink, make_settings
 
 ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))

@@ -13,7 +13,7 @@ from bot.runware.models import (
     VideoInferenceTask,
     new_task_uuid,
 )
-from bot.runware.simulator import RunwareSimulator
+from bot.simulator.server import RunwareSimulator
 from tests.runware_helpers import SIM_KEY, Receiver, png_bytes, video_task
 
 pytest_plugins = ["tests.conftest_runware"]

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from bot.runware.models import new_task_uuid
-from bot.runware.simulator import RunwareSimulator, sample_clip
+from bot.simulator.server import RunwareSimulator, sample_clip
 from tests.runware_helpers import SIM_KEY, Receiver, png_bytes, video_task
 
 pytest_plugins = ["tests.conftest_runware"]

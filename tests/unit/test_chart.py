@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from bot.chart import BAR, HEIGHT, WIDTH, nice_step, render_spend_chart
+from bot.ui.chart import BAR, HEIGHT, WIDTH, nice_step, render_spend_chart
 
 MARCH = [date(2025, 3, 1) + timedelta(days=i) for i in range(31)]
 

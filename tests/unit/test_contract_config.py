@@ -25,6 +25,8 @@ dry_run = false                # true: the built-in Runware simulator, nothing b
 [discord]
 api_base = ""                  # REST base, e.g. "http://127.0.0.1:8000/api/v10"; empty = Discord's (section 7a)
 dev_guild_ids = []             # sync commands to these servers at start-up (instant); else globally
+shard_count = 0                # 0 = the count Discord recommends (GET /gateway/bot); else this many shards in all
+shard_ids = []                 # the shards this process runs; empty = all of them (section 10)
 
 [runware]
 api_base = "https://api.runware.ai/v1"
@@ -42,7 +44,8 @@ listen = "0.0.0.0:8080"        # where the webhook receiver binds
 public_url = ""                # how Runware reaches it; empty = polling only
 
 [database]
-path = "data/hailuo-bot.sqlite3"
+path = "data/hailuo-bot.sqlite3"   # SQLite (one process)
+url = ""                       # postgresql://user@host:5432/db: PostgreSQL instead (section 10); DATABASE_URL also works
 
 [limits]                       # defaults; moderators override per server
 member_day_usd = 2.0
@@ -63,6 +66,8 @@ NON_DEFAULT: list[tuple[str, str, str, Any]] = [
     ("", "dry_run", "true", True),
     ("discord", "api_base", "http://127.0.0.1:8000/api/v10", "http://127.0.0.1:8000/api/v10"),
     ("discord", "dev_guild_ids", "[123456789012345678]", [123456789012345678]),
+    ("discord", "shard_count", "4", 4),
+    ("discord", "shard_ids", "[0, 1]", [0, 1]),
     ("runware", "api_base", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"),
     ("runware", "model", "minimax:3@2", "minimax:3@2"),
     ("runware", "output_format", "WEBM", "WEBM"),

@@ -7,10 +7,10 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.delivery import CLIP_LINES_BUDGET
-from bot.flow import thread_name
-from bot.formatting import DISCORD_LIMIT, clip_line, job_line, quote, quote_within, result_message, status_message
-from bot.models import ClipResult, JobState, ResultState
+from bot.core.models import ClipResult, JobState, ResultState
+from bot.ui.delivery import CLIP_LINES_BUDGET
+from bot.ui.texts import DISCORD_LIMIT, clip_line, job_line, quote, quote_within, result_message, status_message
+from cogs.video._flow import thread_name
 from tests.helpers import JOB_TIME, make_job
 
 NOW = JOB_TIME

@@ -10,8 +10,8 @@ import zlib
 import pytest
 from PIL import Image
 
-from bot.errors import InputError
-from bot.images import check_image, read_image, sniff_mime, to_data_uri
+from bot.core.errors import InputError
+from bot.core.images import check_image, read_image, sniff_mime, to_data_uri
 from bot.settings import ImageSettings
 
 CFG = ImageSettings()

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import ConcurrencyLimited, OverLimit
-from bot.models import JobState, Payer, Period, Scope, usd_to_micros
-from bot.policy import Limit
-from bot.store.db import Database
+from bot.core.errors import ConcurrencyLimited, OverLimit
+from bot.core.models import JobState, Payer, Period, Scope, usd_to_micros
+from bot.core.policy import Limit
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
+from bot.store.sqlite.db import Database
 
 NOW = datetime(2025, 1, 31, 22, 0, tzinfo=UTC)  # a Friday, two hours before a new day and month
 GUILD, MOD = 100, 900

@@ -28,13 +28,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.errors import OverLimit
-from bot.models import Micros, Payer, Period, Scope, usd_to_micros
-from bot.policy import Limit, applicable_limits, period_window
-from bot.store.db import Database, from_db_time
+from bot.core.errors import OverLimit
+from bot.core.models import Micros, Payer, Period, Scope, usd_to_micros
+from bot.core.policy import Limit, applicable_limits, period_window
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.jobs import NewJob
 from bot.store.ledger import SpendLedger
+from bot.store.sqlite.db import Database, from_db_time
 
 GUILD, MOD = 100, 900
 U1, U2, U3 = 1, 2, 3

@@ -20,7 +20,7 @@ WEBHOOK_SECRET = "hook/secret+with&odd=chars"
 LATE_SECRET = "generated-later-0123456789"
 ALL_SECRETS = (TOKEN, RUNWARE_KEY, WEBHOOK_SECRET, LATE_SECRET)
 
-log = logging.getLogger("bot.tracker")
+log = logging.getLogger("bot.core.tracker")
 
 
 @pytest.fixture(autouse=True)
@@ -72,7 +72,7 @@ def test_human_format_and_redaction() -> None:
     _assert_clean(text)
     first = text.splitlines()[0]
     date, clock, level, logger, *rest = first.split(" ")
-    assert (len(date), len(clock), level, logger) == (10, 8, "INFO", "bot.tracker:")
+    assert (len(date), len(clock), level, logger) == (10, 8, "INFO", "bot.core.tracker:")
     assert " ".join(rest) == "token is ***"
     assert "key=*** url=https://bot.example/hooks/***" in text
     assert "Traceback (most recent call last)" in text
@@ -89,7 +89,7 @@ def test_json_lines_and_redaction() -> None:
     assert len(docs) == 7
     assert set(docs[0]) == {"ts", "level", "logger", "msg"}
     assert docs[0]["msg"] == "token is ***"
-    assert docs[0]["level"] == "INFO" and docs[0]["logger"] == "bot.tracker"
+    assert docs[0]["level"] == "INFO" and docs[0]["logger"] == "bot.core.tracker"
     assert docs[0]["ts"].endswith("Z") and docs[0]["ts"][10] == "T"
     failed = docs[5]
     assert failed["msg"] == "submit failed for ***"
@@ -145,7 +145,7 @@ def test_short_secrets_are_ignored_and_safety_nets_apply() -> None:
 
 def test_bad_format_args_still_log_redacted() -> None:
     _setup()
-    record = log.makeRecord("bot.tracker", logging.INFO, __file__, 1, "two placeholders %s %s", (TOKEN,), None)
+    record = log.makeRecord("bot.core.tracker", logging.INFO, __file__, 1, "two placeholders %s %s", (TOKEN,), None)
     assert RedactingFilter().filter(record)
     line = HumanFormatter().format(record)
     assert "two placeholders" in line

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from bot.metrics import Counter, Gauge, Histogram, Metrics, Registry, format_value
+from bot.core.metrics import Counter, Gauge, Histogram, Metrics, Registry, format_value
 
 # One sample line of the 0.0.4 text format: name, optional {labels}, value (no timestamps from us).
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$")

@@ -7,13 +7,13 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from bot.errors import InputError
-from bot.formatting import limit_name, report_text, settings_changed_text
-from bot.models import Period, SafetyMode, Scope
-from bot.moderation import parse_amount
-from bot.policy import Limit
+from bot.core.errors import InputError
+from bot.core.models import Period, SafetyMode, Scope
+from bot.core.policy import Limit
 from bot.store.guilds import GuildConfig
 from bot.store.ledger import SpendLine, SpendReport
+from bot.ui.texts import limit_name, report_text, settings_changed_text
+from cogs.limits._desk import parse_amount
 
 GUILD = 1000
 

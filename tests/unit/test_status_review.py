@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from bot import status as status_module
-from bot.models import Job, JobState
-from bot.status import StatusReporter
+from bot.core.models import Job, JobState
+from bot.ui import status as status_module
+from bot.ui.status import StatusReporter
 from tests.helpers import make_job
 
 

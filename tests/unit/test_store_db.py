@@ -13,13 +13,13 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from bot.models import Payer, Period
-from bot.store.db import LATEST_VERSION, Database, SchemaError, from_db_time, load_migrations, to_db_time
+from bot.core.models import Payer, Period
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
+from bot.store.sqlite.db import LATEST_VERSION, Database, SchemaError, from_db_time, load_migrations, to_db_time
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
-PACKAGED = Path(str(resources.files("bot.store") / "migrations"))
+PACKAGED = Path(str(resources.files("bot.store.sqlite") / "migrations"))
 
 V2_SQL = """
 ALTER TABLE jobs ADD COLUMN label TEXT NOT NULL DEFAULT 'none';

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.models import Period, SafetyMode, Scope
-from bot.policy import Limit
-from bot.store.db import Database
+from bot.core.models import Period, SafetyMode, Scope
+from bot.core.policy import Limit
 from bot.store.guilds import ChannelRule, GuildConfig, GuildDefaults, GuildStore
+from bot.store.sqlite.db import Database
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 GUILD, MOD = 100, 900

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.models import FINAL_JOB_STATES, JOB_TRANSITIONS, JobState, Payer, Period, ResultState
-from bot.store.db import Database
+from bot.core.models import FINAL_JOB_STATES, JOB_TRANSITIONS, JobState, Payer, Period, ResultState
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
+from bot.store.sqlite.db import Database
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 

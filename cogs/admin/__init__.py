@@ -8,8 +8,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.moderation import SETTINGS_ACTION, ModerationDesk, admins_only, defer, moderator_check
-from bot.tree import send_ephemeral
+from bot.ui.checks import SETTINGS_ACTION, admins_only, defer, moderator_check
+from bot.ui.tree import send_ephemeral
+from cogs.admin._desk import SettingsDesk
 
 if TYPE_CHECKING:
     from bot.app import HailuoBot
@@ -22,7 +23,7 @@ _is_moderator = moderator_check(SETTINGS_ACTION)
 class AdminCog(commands.GroupCog, group_name="videoadmin", group_description="Video bot settings (moderators)"):
     def __init__(self, bot: HailuoBot) -> None:
         self.bot = bot
-        self.desk = ModerationDesk(bot)
+        self.desk = SettingsDesk(bot)
         super().__init__()
 
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:

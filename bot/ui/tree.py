@@ -9,8 +9,8 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.errors import UserFacingError
-from bot.formatting import fit
+from bot.core.errors import UserFacingError
+from bot.ui.texts import fit
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot.models import ClipResult, Job, JobState, Period, SafetyMode, Scope, format_usd
+from bot.core.models import ClipResult, Job, JobState, Period, SafetyMode, Scope, format_usd
 
 if TYPE_CHECKING:
-    from bot.policy import Limit
+    from bot.core.policy import Limit
     from bot.store.guilds import ChannelRule, GuildConfig
     from bot.store.ledger import SpendLine, SpendReport, Standing
 

@@ -12,11 +12,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bot.crashpoints import crash_point
-from bot.errors import InputError, NotAllowed, NotFound, Paused, UserFacingError
-from bot.formatting import STATE_WORDS
-from bot.models import ImageInput, Job, JobState, Payer, SafetyMode, utc_now
-from bot.policy import (
+from bot.core.crashpoints import crash_point
+from bot.core.errors import InputError, NotAllowed, NotFound, Paused, UserFacingError
+from bot.core.models import ImageInput, Job, JobState, Payer, SafetyMode, utc_now
+from bot.core.policy import (
     ALLOWED_DURATIONS,
     check_resolution_duration,
     check_variations,
@@ -24,6 +23,7 @@ from bot.policy import (
     estimate_micros,
     price_table_micros,
 )
+from bot.core.tracker import JobTracker
 from bot.runware.client import RunwareClient
 from bot.runware.errors import RunwareError, RunwareUnavailable, user_message_for
 from bot.runware.models import VideoInferenceTask
@@ -31,7 +31,7 @@ from bot.settings import Settings
 from bot.store.guilds import ChannelRule, GuildConfig, GuildStore
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
-from bot.tracker import JobTracker
+from bot.ui.texts import STATE_WORDS
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ class Migration:
 
 def load_migrations(source: Traversable | Path | None = None) -> list[Migration]:
     """Read `NNNN_name.sql` files from `source` (default: the packaged ones), checked to run 1, 2, ... N."""
-    folder: Traversable | Path = source if source is not None else resources.files("bot.store") / "migrations"
+    folder: Traversable | Path = source if source is not None else resources.files("bot.store.sqlite") / "migrations"
     found: list[Migration] = []
     for entry in folder.iterdir():
         match = _MIGRATION_NAME.match(entry.name)

@@ -16,14 +16,14 @@ from datetime import datetime
 
 import aiohttp
 
-from bot.background import Loop, TaskGroup
-from bot.crashpoints import crash_point
-from bot.metrics import Metrics
-from bot.models import ClipResult, Job, JobState, ResultState, usd_to_micros, utc_now
+from bot.core.background import Loop, TaskGroup
+from bot.core.crashpoints import crash_point
+from bot.core.metrics import Metrics
+from bot.core.models import ClipResult, Job, JobState, ResultState, usd_to_micros, utc_now
+from bot.core.sink import Delivered, JobSink, NullSink
 from bot.runware.client import RunwareClient, TaskStatus
 from bot.runware.errors import RunwareError, classify, user_message_for
 from bot.runware.models import RunwareErrorItem, VideoResultItem
-from bot.sink import Delivered, JobSink, NullSink
 from bot.store.jobs import JobStore
 from bot.store.ledger import SpendLedger
 

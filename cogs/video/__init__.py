@@ -1,14 +1,21 @@
-"""/video: one job from a prompt and optional first/last frame images."""
+"""/video and the job buttons: one job from a prompt and optional first/last frame images, rerolled, remixed,
+cancelled or deleted later.
+
+The flow lives in `_flow.py`; the Remix modal in `_buttons.py`; the buttons themselves are `bot.ui.buttons.JobButton`
+(registered by the bot at start-up so they survive restarts), whose clicks this cog routes to its flow.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.views import remix_submission
+from bot.ui import buttons
+from cogs.video._buttons import remix_submission
+from cogs.video._flow import VideoFlow
 
 if TYPE_CHECKING:
     from bot.app import HailuoBot
@@ -23,9 +30,27 @@ DURATION_CHOICES = [
 ]
 
 
+VERBS = ("reroll", "remix", "delete", "cancel")
+
+
 class VideoCog(commands.Cog):
     def __init__(self, bot: HailuoBot) -> None:
         self.bot = bot
+        self.flow = VideoFlow(bot)
+
+    async def cog_load(self) -> None:
+        for verb in VERBS:
+            buttons.on_click(verb, self._clicked(verb))
+
+    async def cog_unload(self) -> None:
+        for verb in VERBS:
+            buttons.on_click(verb, None)
+
+    def _clicked(self, verb: str) -> buttons.ClickHandler:
+        async def handler(interaction: discord.Interaction[Any], job_id: int) -> None:
+            await self.flow.on_button(interaction, verb, job_id)
+
+        return handler
 
     @app_commands.command(name="video", description="Make a short cinematic clip from a prompt and optional frames")
     @app_commands.guild_only()
@@ -52,7 +77,7 @@ class VideoCog(commands.Cog):
         prompt_optimizer: bool | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await self.bot.flow.video(
+        await self.flow.video(
             interaction,
             prompt=prompt,
             first_frame=first_frame,
@@ -65,10 +90,10 @@ class VideoCog(commands.Cog):
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction[HailuoBot]) -> None:
-        """Remix modals are answered here, by custom_id, so they survive restarts (see bot.views.RemixModal)."""
+        """Remix modals are answered here, by custom_id, so they survive restarts (see _buttons.RemixModal)."""
         submitted = remix_submission(interaction)
         if submitted is not None:
-            await self.bot.flow.on_remix_submit(interaction, *submitted)
+            await self.flow.on_remix_submit(interaction, *submitted)
 
 
 async def setup(bot: HailuoBot) -> None:

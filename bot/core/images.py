@@ -13,8 +13,8 @@ import math
 
 from PIL import Image
 
-from bot.errors import InputError
-from bot.models import ImageInput
+from bot.core.errors import InputError
+from bot.core.models import ImageInput
 from bot.settings import ImageSettings
 
 MIB = 1024 * 1024

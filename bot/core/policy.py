@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.errors import InputError
-from bot.models import Micros, Payer, Period, Scope, usd_to_micros
+from bot.core.errors import InputError
+from bot.core.models import Micros, Payer, Period, Scope, usd_to_micros
 
 RESOLUTION_SIZES: dict[str, tuple[int, int]] = {"768p": (1366, 768), "1080p": (1920, 1080)}
 ALLOWED_DURATIONS: dict[str, tuple[int, ...]] = {"768p": (6, 10), "1080p": (6,)}

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from PIL import Image, ImageDraw, ImageFont
 
-from bot.models import MICROS_PER_USD, Micros, format_usd
+from bot.core.models import MICROS_PER_USD, Micros, format_usd
 
 WIDTH, HEIGHT = 900, 420
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 78, 24, 56, 64

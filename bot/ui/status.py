@@ -15,11 +15,11 @@ from typing import Any
 
 import discord
 
-from bot.background import TaskGroup
-from bot.formatting import status_message
-from bot.models import Job
+from bot.core.background import TaskGroup
+from bot.core.models import Job
 from bot.store.jobs import JobStore
-from bot.views import retry_view, status_view
+from bot.ui.buttons import retry_view, status_view
+from bot.ui.texts import status_message
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
-"""VideoFlow: turns interactions (/video, buttons, the Remix modal) into service calls and answers them.
+"""VideoFlow: turns /video, the job buttons and the Remix modal into service calls and answers them.
 
-Cogs and views call this; it holds no state of its own beyond references to the core.
+The video cog owns it; it holds no state of its own beyond references to the core.
 """
 
 from __future__ import annotations
@@ -10,27 +10,23 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot import moderation
-from bot.errors import InputError, NotAllowed, UserFacingError
-from bot.formatting import DISCORD_LIMIT, DRY, fit, job_line, standing_line
-from bot.images import read_image, too_large
-from bot.models import ImageInput, Job, JobState, Payer, format_usd
-from bot.policy import clean_prompt
-from bot.service import JobPlan, JobRejected, Requester, VideoOptions
-from bot.tree import report_error, send_ephemeral
-from bot.views import RemixModal
+from bot.core.errors import InputError, NotAllowed
+from bot.core.images import read_image, too_large
+from bot.core.models import ImageInput, Job, JobState, format_usd
+from bot.core.policy import clean_prompt
+from bot.core.service import JobPlan, JobRejected, Requester, VideoOptions
+from bot.ui import checks
+from bot.ui.texts import DRY
+from bot.ui.tree import report_error, send_ephemeral
+from cogs.video._buttons import RemixModal
 
 if TYPE_CHECKING:
     from bot.app import HailuoBot
-    from bot.engine import Engine
+    from bot.core.engine import Engine
 
 log = logging.getLogger(__name__)
 
 THREAD_NAME_MAX = 90
-
-
-def message_link(guild_id: int, channel_id: int, message_id: int) -> str:
-    return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
 
 
 def thread_name(prompt: str) -> str:
@@ -44,32 +40,12 @@ class VideoFlow:
     def __init__(self, bot: HailuoBot) -> None:
         self.bot = bot
 
+    async def requester(self, interaction: discord.Interaction[Any]) -> Requester:
+        return await checks.requester(interaction)
+
     @property
     def engine(self) -> Engine:
         return self.bot.engine
-
-    # -- who is asking -----------------------------------------------------------------------------------------
-
-    async def requester(self, interaction: discord.Interaction[Any]) -> Requester:
-        if interaction.guild_id is None or not isinstance(interaction.user, discord.Member):
-            raise NotAllowed("Video jobs run in a server channel, not in direct messages.")
-        member = interaction.user
-        channel = interaction.channel
-        parent = None
-        if isinstance(channel, discord.Thread):
-            parent = channel.parent_id
-        return Requester(
-            guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id or 0,
-            user_id=member.id,
-            role_ids=tuple(r.id for r in member.roles),
-            parent_channel_id=parent,
-            is_moderator=await self.is_moderator(interaction),
-        )
-
-    async def is_moderator(self, interaction: discord.Interaction[Any]) -> bool:
-        """Manage Server, or the server's moderator role: the one rule, shared with /limits and /videoadmin."""
-        return await moderation.is_moderator(interaction)
 
     async def read_attachment(self, attachment: discord.Attachment | None) -> ImageInput | None:
         """Size-checked before reading; content-checked after (never trusts the name or content type)."""
@@ -216,78 +192,3 @@ class VideoFlow:
             except discord.HTTPException as exc:
                 log.info("job=%s delete of message %s failed: %s", job.id, r.message_id, exc)
         await send_ephemeral(interaction, f"Deleted {deleted} message{'s' if deleted != 1 else ''} of job #{job.id}.")
-
-    # -- /jobs -------------------------------------------------------------------------------------------------
-
-    async def jobs_text(self, interaction: discord.Interaction[Any]) -> str:
-        who = await self.requester(interaction)
-        jobs: list[Job] = await self.engine.jobs.recent_for_member(who.guild_id, who.user_id, 10)
-        if not jobs:
-            return "You have no video jobs in this server yet. Start one with /video."
-        lines = ["Your recent video jobs:"]
-        size = len(lines[0])
-        for job in jobs:
-            link = None
-            results = await self.engine.jobs.results(job.id)
-            posted = [r for r in results if r.message_id and r.channel_id]
-            if posted:
-                link = message_link(job.guild_id, posted[0].channel_id or 0, posted[0].message_id or 0)
-            elif job.state is JobState.SUCCEEDED and results:
-                link = results[0].video_url
-            elif job.status_message_id and job.status_channel_id:
-                link = message_link(job.guild_id, job.status_channel_id, job.status_message_id)
-            line = job_line(job, link)
-            size += len(line) + 1
-            if size > DISCORD_LIMIT:  # whole lines only: a cut link would not work
-                break
-            lines.append(line)
-        return "\n".join(lines)
-
-    # -- /usage ------------------------------------------------------------------------------------------------
-
-    async def usage_text(self, interaction: discord.Interaction[Any], member: discord.Member | None) -> str:
-        """Spend against each limit that applies here, for the caller, someone else (moderators) or the pool."""
-        who = await self.requester(interaction)
-        engine = self.engine
-        if member is not None and member.id != who.user_id and not who.is_moderator:
-            raise NotAllowed("Only moderators can look at someone else's usage. Use /usage without a member.")
-        target_id = member.id if member is not None else who.user_id
-        role_ids = tuple(r.id for r in member.roles) if member is not None else who.role_ids
-        rule = await engine.guilds.channel_rule(who.guild_id, who.budget_channel_id)
-        # In a pool channel your own /usage shows the pool; a moderator asking about someone sees their limits.
-        own = member is None or member.id == who.user_id
-        payer = Payer.POOL if rule.pool and own else Payer.MEMBER
-        limits = await engine.ledger.limits_for(
-            payer=payer, guild_id=who.guild_id, user_id=target_id, role_ids=role_ids, channel_id=who.budget_channel_id
-        )
-        standings = await engine.ledger.standings(
-            limits,
-            guild_id=who.guild_id,
-            now=discord.utils.utcnow(),
-            dry_run=engine.settings.dry_run,
-            user_id=target_id,
-        )
-        if payer is Payer.POOL:
-            head = f"This channel is a team pool: jobs here are paid from <#{who.budget_channel_id}>'s budget."
-        elif member is not None and member.id != who.user_id:
-            head = f"Usage of <@{target_id}>:"
-        else:
-            head = "Your usage:"
-        if engine.settings.dry_run:
-            head = f"{DRY}Simulated spend, kept apart from real spend. {head}"
-        lines = [head]
-        for st in standings:
-            label = st.limit.label()
-            if member is not None and member.id != who.user_id:
-                label = label.replace("your ", "their ")
-            lines.append(
-                standing_line(
-                    label, st.limit.amount_micros, st.spent_micros, st.reserved_micros, st.left_micros, st.resets_at
-                )
-            )
-        if not standings:
-            lines.append("No spend limits apply here.")
-        return fit("\n".join(lines))
-
-
-__all__ = ["UserFacingError", "VideoFlow"]

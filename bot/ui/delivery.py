@@ -11,15 +11,15 @@ from typing import Any
 
 import discord
 
-from bot.clips import ClipError, ClipTooLarge, fetch_clip
-from bot.crashpoints import crash_point
-from bot.formatting import clip_line, dry_prefix, fit, result_message
-from bot.models import ClipResult, Job
+from bot.core.clips import ClipError, ClipTooLarge, fetch_clip
+from bot.core.crashpoints import crash_point
+from bot.core.models import ClipResult, Job
+from bot.core.sink import Delivered
 from bot.settings import Settings
-from bot.sink import Delivered
-from bot.status import StatusReporter
 from bot.store.jobs import JobStore
-from bot.views import custom_id, result_view
+from bot.ui.buttons import custom_id, result_view
+from bot.ui.status import StatusReporter
+from bot.ui.texts import clip_line, dry_prefix, fit, result_message
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.models import ClipResult, Job
+from bot.core.models import ClipResult, Job
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,22 +15,22 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from bot import logs
-from bot.errors import UserFacingError
-from bot.metrics import Metrics
-from bot.models import Period, usd_to_micros, utc_now
+from bot.core.errors import UserFacingError
+from bot.core.metrics import Metrics
+from bot.core.models import Period, usd_to_micros, utc_now
+from bot.core.service import VideoService
+from bot.core.sink import JobSink
+from bot.core.tracker import JobTracker
 from bot.runware.client import RunwareClient
 from bot.runware.errors import RunwareError
 from bot.runware.models import VideoInferenceTask
-from bot.runware.simulator import RunwareSimulator
-from bot.service import VideoService
 from bot.settings import Settings
-from bot.sink import JobSink
-from bot.store.db import Database, SchemaError
+from bot.simulator.server import RunwareSimulator
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.jobs import JobStore
 from bot.store.ledger import SpendLedger
-from bot.tracker import JobTracker
-from bot.webhook import WebhookDeps, WebhookServer, webhook_url
+from bot.store.sqlite.db import Database, SchemaError
+from bot.web.webhook import WebhookDeps, WebhookServer, webhook_url
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.crashpoints import crash_point
-from bot.metrics import CONTENT_TYPE, Metrics
+from bot.core.crashpoints import crash_point
+from bot.core.metrics import CONTENT_TYPE, Metrics
+from bot.core.tracker import JobTracker
 from bot.runware.models import ResponseEnvelope
 from bot.store.jobs import JobStore
-from bot.tracker import JobTracker
 
 log = logging.getLogger(__name__)
 

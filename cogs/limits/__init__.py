@@ -8,8 +8,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.moderation import LIMITS_ACTION, ModerationDesk, defer, moderator_check, send_with_file
-from bot.tree import send_ephemeral
+from bot.ui.checks import LIMITS_ACTION, defer, moderator_check, send_with_file
+from bot.ui.tree import send_ephemeral
+from cogs.limits._desk import LimitsDesk
 
 if TYPE_CHECKING:
     from bot.app import HailuoBot
@@ -31,7 +32,7 @@ _TARGETS = {
 class LimitsCog(commands.GroupCog, group_name="limits", group_description="Video spend limits (moderators)"):
     def __init__(self, bot: HailuoBot) -> None:
         self.bot = bot
-        self.desk = ModerationDesk(bot)
+        self.desk = LimitsDesk(bot)
         super().__init__()
 
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:

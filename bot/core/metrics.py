@@ -11,7 +11,7 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import ClassVar, TypeVar
 
-from bot.models import JobState
+from bot.core.models import JobState
 
 log = logging.getLogger(__name__)
 

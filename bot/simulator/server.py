@@ -36,7 +36,7 @@ from bot.runware.models import (
     image_ref_kind,
     sniff_image,
 )
-from bot.runware.sim_support import (
+from bot.simulator.faults import (
     Faults,
     RecordedRequest,
     SimGeneration,
@@ -58,7 +58,7 @@ _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 def sample_clip() -> bytes:
     """The bundled 1 s, 64x36 H.264 MP4 served at every videoURL."""
-    return resources.files("bot.runware").joinpath("assets/sample.mp4").read_bytes()
+    return resources.files("bot.simulator").joinpath("assets/sample.mp4").read_bytes()
 
 
 @dataclass(slots=True)
@@ -579,7 +579,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m bot.runware.simulator --port 8765`: run the simulator standalone until Ctrl-C."""
+    """`python -m bot.simulator.server --port 8765`: run the simulator standalone until Ctrl-C."""
     parser = argparse.ArgumentParser(description="Loopback Runware API simulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)

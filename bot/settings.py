@@ -54,6 +54,7 @@ class RunwareSettings(_Section):
     request_timeout: float = Field(30, gt=0)
     poll_interval: float = Field(10, gt=0)
     poll_batch_size: int = Field(50, ge=1, le=500)
+    poll_concurrency: int = Field(4, ge=1, le=32)  # getResponse batches in flight at once during a sweep
     max_wait: float = Field(1800, gt=0)
     dry_run_processing_seconds: float | None = Field(None, ge=0)  # None: the engine's built-in 4 s
 

@@ -120,6 +120,7 @@ class Engine:
             api_key=api_key,
             timeout=s.runware.request_timeout,
             batch_size=s.runware.poll_batch_size,
+            concurrency=s.runware.poll_concurrency,
             metrics=self.metrics,
         )
         await self.runware.start()

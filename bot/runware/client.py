@@ -11,7 +11,7 @@ import base64
 import json
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -33,6 +33,7 @@ from bot.runware.models import (
     TaskStatus,
     VideoInferenceTask,
     VideoResultItem,
+    get_response_wire,
     new_task_uuid,
 )
 
@@ -66,17 +67,19 @@ class RunwareClient:
         api_key: str,
         timeout: float = 30.0,
         batch_size: int = 50,
+        concurrency: int = 4,
         max_attempts: int = 3,
         backoff: float = 1.0,
         session: aiohttp.ClientSession | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        if batch_size < 1 or max_attempts < 1:
-            raise ValueError("batch_size and max_attempts must be at least 1")
+        if batch_size < 1 or concurrency < 1 or max_attempts < 1:
+            raise ValueError("batch_size, concurrency and max_attempts must be at least 1")
         self._base_url = base_url
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._batch_size = batch_size
+        self._concurrency = concurrency
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._session = session
@@ -151,16 +154,35 @@ class RunwareClient:
         await self._counted(self._submit(task))
 
     async def get_responses(self, task_uuids: Sequence[str]) -> dict[str, TaskStatus]:
-        """The current state of each task, asking for `batch_size` tasks per POST."""
+        """The current state of each task, asking for `batch_size` tasks per POST, up to `concurrency` POSTs at once.
+
+        Each task is asked about once. When a batch fails (after its retries) no further batch is started, the
+        batches under way finish, and the first failure is raised.
+        """
         unique = list(dict.fromkeys(task_uuids))
+        wires = [get_response_wire(uuid) for uuid in unique]  # checked once, before anything is sent
+        batches = iter(range(0, len(wires), self._batch_size))
         out: dict[str, TaskStatus] = {}
-        for start in range(0, len(unique), self._batch_size):
-            batch = unique[start : start + self._batch_size]
+        failures: list[BaseException] = []
 
-            def build(batch: list[str] = batch) -> Tasks:
-                return [GetResponseTask(task_uuid=uuid).to_wire() for uuid in batch]
+        async def worker() -> None:
+            for start in batches:  # one shared iterator: every batch is taken by exactly one worker
+                if failures:
+                    return
+                batch = wires[start : start + self._batch_size]
+                try:
+                    out.update(await self._counted(self._call(_fixed(batch), self._read_statuses)))
+                except Exception as exc:
+                    failures.append(exc)
+                    return
 
-            out.update(await self._counted(self._call(build, self._read_statuses)))
+        workers = min(self._concurrency, -(-len(wires) // self._batch_size))
+        if workers == 1:
+            await worker()
+        elif workers > 1:
+            await asyncio.gather(*(worker() for _ in range(workers)))
+        if failures:
+            raise failures[0]
         return out
 
     # ------------------------------------------------------------------------------------------------- submit
@@ -231,11 +253,17 @@ class RunwareClient:
 
     def _read_statuses(self, tasks: Tasks, status: int, env: ResponseEnvelope) -> dict[str, TaskStatus]:
         out: dict[str, TaskStatus] = {}
+        items_by_task: defaultdict[Any, list[dict[str, Any]]] = defaultdict(list)
+        for raw_item in env.data:
+            items_by_task[raw_item.get("taskUUID")].append(raw_item)
+        errors_by_task: defaultdict[str | None, list[RunwareErrorItem]] = defaultdict(list)
+        for err in env.errors:
+            errors_by_task[err.task_uuid].append(err)
         for task in tasks:
             uuid = str(task["taskUUID"])
             result = TaskStatus(task_uuid=uuid)
             seen: set[str] = set()
-            for raw in env.items_for(uuid):
+            for raw in items_by_task.get(uuid, ()):
                 try:
                     item = VideoResultItem.model_validate(raw)
                 except ValidationError:
@@ -259,7 +287,7 @@ class RunwareClient:
                     seen.add(item.video_uuid)
                 result.items.append(item)
             not_found = False
-            for error in env.errors_for(uuid):
+            for error in errors_by_task.get(uuid, ()):
                 kind = classify(error.code, None)
                 if error.status != "error" and kind in TRANSIENT_KINDS:
                     raise RunwareUnavailable(f"getResponse: {error.code}", kind=kind, code=error.code)
@@ -371,6 +399,11 @@ class RunwareClient:
                 raise RunwareUnavailable(f"HTTP {status}", kind=kind, code=f"http{status}", http_status=status)
             raise RunwareError(classify(None, status), f"http{status}", f"HTTP {status}", http_status=status)
         return status, env
+
+
+def _fixed(tasks: Tasks) -> Callable[[], Tasks]:
+    """A `build` for tasks made once (getResponse bodies hold nothing that changes between attempts)."""
+    return lambda: tasks
 
 
 def _envelope(raw: bytes) -> ResponseEnvelope | None:

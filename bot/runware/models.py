@@ -317,6 +317,19 @@ class GetResponseTask(WireRequest):
     task_uuid: TaskUUID
 
 
+_UUID4_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}")
+
+
+def get_response_wire(task_uuid: str) -> dict[str, Any]:
+    """`GetResponseTask(task_uuid=...).to_wire()` without a model per task (a sweep asks about thousands).
+
+    A taskUUID the fast check does not take goes through the model, which raises the same ValidationError.
+    """
+    if not (isinstance(task_uuid, str) and _UUID4_RE.fullmatch(task_uuid)):
+        return GetResponseTask(task_uuid=task_uuid).to_wire()
+    return {"taskType": "getResponse", "taskUUID": task_uuid}
+
+
 class ImageUploadTask(WireRequest):
     task_type: Literal["imageUpload"] = "imageUpload"
     task_uuid: TaskUUID

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bot.runware.client import RunwareClient
 from bot.runware.errors import ErrorKind, RunwareError, RunwareUnavailable, classify
@@ -106,10 +109,71 @@ async def test_get_responses_batches_n_tasks_into_ceil_n_over_batch_posts(sim: R
         before = sim.count("getResponse")
         statuses = await client.get_responses([t.task_uuid for t in tasks] + [tasks[1].task_uuid])
         assert sim.count("getResponse") - before == 3
-        assert [len(r.tasks) for r in sim.requests[-3:]] == [3, 3, 1]
+        assert sorted(len(r.tasks) for r in sim.requests[-3:]) == [1, 3, 3]  # sent side by side, in any order
         assert set(statuses) == {t.task_uuid for t in tasks}
         assert len(statuses[tasks[0].task_uuid].successes) == 1
         assert all(statuses[t.task_uuid].processing_count == 1 for t in tasks[1:])
+
+
+async def test_concurrent_batches_ask_each_task_exactly_once(sim: RunwareSimulator) -> None:
+    sim.faults.latency = 0.01  # the batches overlap
+    async with RunwareClient(base_url=sim.base_url, api_key=SIM_KEY, batch_size=2, concurrency=3) as client:
+        tasks = [video_task() for _ in range(9)]
+        for task in tasks:
+            await client.submit(task)
+        sim.finish(tasks[4].task_uuid)
+        first = len(sim.requests)
+        statuses = await client.get_responses([t.task_uuid for t in tasks] + [tasks[0].task_uuid, tasks[8].task_uuid])
+    asked = [task["taskUUID"] for r in sim.requests[first:] for task in r.tasks]
+    assert len(sim.requests) - first == 5
+    assert sorted(asked) == sorted(t.task_uuid for t in tasks)  # each once, none left out
+    assert set(statuses) == {t.task_uuid for t in tasks}
+    assert len(statuses[tasks[4].task_uuid].successes) == 1
+    assert all(statuses[t.task_uuid].processing_count == 1 for t in tasks if t is not tasks[4])
+
+
+async def test_no_more_getresponse_requests_in_flight_than_the_concurrency() -> None:
+    """A server that holds every request until three are waiting: the client must send three at once, never more."""
+    in_flight, most = 0, 0
+    three_waiting = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        if in_flight >= 3:
+            three_waiting.set()
+        await three_waiting.wait()
+        in_flight -= 1
+        body = await request.json()
+        items = [{"taskType": "videoInference", "taskUUID": t["taskUUID"], "status": "processing"} for t in body]
+        return web.json_response({"data": items})
+
+    app = web.Application()
+    app.router.add_post("/v1", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+    try:
+        async with RunwareClient(base_url=url, api_key=SIM_KEY, batch_size=1, concurrency=3, timeout=10) as client:
+            uuids = [new_task_uuid() for _ in range(12)]
+            statuses = await client.get_responses(uuids)
+    finally:
+        await runner.cleanup()
+    assert most == 3
+    assert set(statuses) == set(uuids)
+
+
+async def test_a_failed_batch_starts_no_more_batches_and_is_raised(sim: RunwareSimulator) -> None:
+    sim.faults.http_error_next(502, n=1000)
+    async with RunwareClient(
+        base_url=sim.base_url, api_key=SIM_KEY, batch_size=1, concurrency=2, max_attempts=3, backoff=0.01
+    ) as client:
+        with pytest.raises(RunwareUnavailable) as info:
+            await client.get_responses([new_task_uuid() for _ in range(10)])
+    assert info.value.http_status == 502
+    assert sim.count("getResponse") == 2 * 3  # the two batches under way, three attempts each; no third batch
 
 
 async def test_unknown_task_is_not_found_also_in_a_mixed_batch(sim: RunwareSimulator, client: RunwareClient) -> None:

@@ -23,6 +23,7 @@ from bot.runware.models import (
     VideoInferenceTask,
     VideoResultItem,
     frame_positions,
+    get_response_wire,
     new_task_uuid,
 )
 
@@ -242,6 +243,29 @@ def test_other_request_models() -> None:
         AccountManagementTask.model_validate({"taskType": "accountManagement", "taskUUID": uuid, "operation": "x"})
     with pytest.raises(ValidationError, match="taskUUID"):
         GetResponseTask.model_validate({"taskType": "getResponse", "taskUUID": "nope"})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "not a uuid",
+        "",
+        "5481c77d-0596-1375-918e-5e3fc20504f2",  # version 1
+        "5481c77d-0596-4375-718e-5e3fc20504f2",  # not the RFC 4122 variant
+        "5481c77d-0596-4375-918e-5e3fc20504f2\n",
+        "{5481c77d-0596-4375-918e-5e3fc20504f2}",
+    ],
+)
+def test_fast_get_response_wire_refuses_what_the_model_refuses(value: str) -> None:
+    with pytest.raises(ValidationError, match="taskUUID"):
+        GetResponseTask(task_uuid=value)
+    with pytest.raises(ValidationError, match="taskUUID"):
+        get_response_wire(value)
+
+
+def test_fast_get_response_wire_is_the_models_wire() -> None:
+    for uuid in [new_task_uuid() for _ in range(50)] + [new_task_uuid().upper()]:
+        assert get_response_wire(uuid) == GetResponseTask(task_uuid=uuid).to_wire()
 
 
 # ------------------------------------------------------------------------------------------------- responses

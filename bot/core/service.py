@@ -358,8 +358,8 @@ class VideoService:
         getResponse first whenever the outcome of a submit is unknown.
         """
         now = self._clock()
-        for job in await self._jobs.unfinished():
-            if job.state is not JobState.RESERVED or job.id in self._inflight:
+        for job in await self._jobs.reserved():
+            if job.id in self._inflight:
                 continue
             if job.dry_run != self._settings.dry_run:
                 continue  # a dry-run job never goes to the real Runware, nor a live one to the simulator

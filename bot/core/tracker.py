@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
 import aiohttp
@@ -24,7 +24,7 @@ from bot.core.sink import Delivered, JobSink, NullSink
 from bot.runware.client import RunwareClient, TaskStatus
 from bot.runware.errors import RunwareError, classify, user_message_for
 from bot.runware.models import RunwareErrorItem, VideoResultItem
-from bot.store.jobs import JobStore
+from bot.store.jobs import JobStore, TrackedJob
 from bot.store.ledger import SpendLedger
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,11 @@ def _span(seconds: float) -> str:
         n = max(1, round(seconds))
         return f"{n} second{'s' if n != 1 else ''}"
     return f"{round(seconds / 60)} minutes"
+
+
+def _progress(status: TaskStatus) -> int | None:
+    """The furthest progress (0–100) Runware reports for the task's generations, if any."""
+    return max((i.progress for i in status.items if i.progress is not None), default=None)
 
 
 class JobTracker:
@@ -70,6 +75,8 @@ class JobTracker:
         self._locks: dict[int, asyncio.Lock] = {}  # per job, only while someone holds or waits for it
         self._lock_users: dict[int, int] = {}
         self._not_found: defaultdict[int, int] = defaultdict(int)
+        #: job id -> (progress, status message) last handed to the sink, so an unchanged job is not told again.
+        self._progress_told: dict[int, tuple[int | None, int | None]] = {}
         self._delivery_failures: dict[int, tuple[int, float]] = {}  # job id -> (failed tries, next try, monotonic)
         self._tasks = TaskGroup("tracker")
         self.loop = Loop("poll-sweep", self.sweep_once, poll_interval)
@@ -107,10 +114,7 @@ class JobTracker:
         await self.deliver_leftovers()
 
     async def reconcile_ledger(self) -> None:
-        for job_id in await self._ledger.held_job_ids():
-            job = await self._jobs.get(job_id)
-            if job is None:
-                continue
+        for job in await self._jobs.finished_with_held_money():  # not every held job: most are still running
             if job.state is JobState.SUCCEEDED:
                 await self._settle(job, job.cost_micros)
             elif job.state in (JobState.FAILED, JobState.EXPIRED):
@@ -128,13 +132,8 @@ class JobTracker:
         if self.before_sweep is not None:
             await self.before_sweep()
         now = self._clock()
-        tracked = set(await self._jobs.tracked_task_uuids())
-        live: list[Job] = []
-        for job in await self._jobs.unfinished():
-            if job.state is JobState.RESERVED:
-                continue  # owned by the service until Runware acknowledges it
-            if job.task_uuid not in tracked:
-                continue
+        live: list[TrackedJob] = []  # lean rows (RESERVED ones are the service's until Runware acknowledges them)
+        for job in await self._jobs.tracked():
             if job.dry_run != self._dry_run:
                 continue  # the other mode's Runware holds it: left for a start in that mode
             if self.in_flight(job.id):
@@ -143,6 +142,8 @@ class JobTracker:
         ids = {job.id for job in live}
         for job_id in [k for k in self._not_found if k not in ids]:
             del self._not_found[job_id]  # finished some other way: forget its strikes
+        for job_id in [k for k in self._progress_told if k not in ids]:
+            del self._progress_told[job_id]
         statuses: dict[str, TaskStatus] = {}
         failure: RunwareError | None = None
         if live:
@@ -150,18 +151,46 @@ class JobTracker:
                 statuses = await self._runware.get_responses([j.task_uuid for j in live])
             except RunwareError as exc:  # overdue jobs still expire, so no hold outlives max_wait for good
                 failure = exc
-        for job in live:
-            status = statuses.get(job.task_uuid)
+        await self._apply_sweep(live, statuses, now)
+        await self.deliver_leftovers()
+        self.last_sweep = self._clock()
+        if failure is not None:
+            raise failure
+
+    async def _apply_sweep(self, live: Sequence[TrackedJob], statuses: Mapping[str, TaskStatus], now: datetime) -> None:
+        """Act on what one sweep learnt. Most jobs are still processing with nothing new to show: those cost a
+        dictionary lookup; the rest are loaded in full (one query per few hundred) and go through `apply_status`."""
+        busy: list[tuple[TrackedJob, TaskStatus | None]] = []
+        for row in live:
+            status = statuses.get(row.task_uuid)
+            overdue = (now - row.started_at).total_seconds() > self._max_wait
+            if not overdue and (status is None or self._quiet(row, status)):
+                continue
+            busy.append((row, status))
+        jobs = await self._jobs.get_many([row.id for row, _ in busy]) if busy else {}
+        for row, status in busy:
+            job = jobs.get(row.id)
+            if job is None:
+                continue
             if status is not None:
                 await self.apply_status(job, status)
                 if not status.not_found and len(status.successes) + status.failed_count >= job.variations:
                     continue  # finished just now
             if self._overdue(job, now):
                 await self.expire(job)
-        await self.deliver_leftovers()
-        self.last_sweep = self._clock()
-        if failure is not None:
-            raise failure
+
+    def _quiet(self, row: TrackedJob, status: TaskStatus) -> bool:
+        """True when `apply_status` would do nothing for this job but forget its not-found strikes (forgotten here)."""
+        if status.not_found or status.errors or status.successes:
+            return False
+        self._not_found.pop(row.id, None)
+        if row.state is not JobState.SUBMITTED:
+            return True  # cancelled and still running at Runware: waits for its end
+        return not self._progress_is_news(row.id, row.status_message_id, _progress(status))
+
+    def _progress_is_news(self, job_id: int, status_message_id: int | None, progress: int | None) -> bool:
+        """Progress is shown on the job's status message: news when there is one and it has not been told this."""
+        return status_message_id is not None and self._progress_told.get(job_id) != (progress, status_message_id)
 
     def _overdue(self, job: Job, now: datetime) -> bool:
         started = job.submitted_at or job.created_at
@@ -206,8 +235,10 @@ class JobTracker:
         if finals >= job.variations:
             await self._finish(job, failures=failures)
         elif job.state is JobState.SUBMITTED:
-            progress = max((i.progress for i in status.items if i.progress is not None), default=None)
-            await self.sink.job_progress(job, progress)
+            progress = _progress(status)
+            if self._progress_is_news(job.id, job.status_message_id, progress):
+                self._progress_told[job.id] = (progress, job.status_message_id)
+                await self.sink.job_progress(job, progress)
 
     # -- webhooks ------------------------------------------------------------------------------------------------
 

@@ -265,7 +265,7 @@ class RunwareClient:
             seen: set[str] = set()
             for raw in items_by_task.get(uuid, ()):
                 try:
-                    item = VideoResultItem.model_validate(raw)
+                    item = VideoResultItem.parse(raw)
                 except ValidationError:
                     log.warning("task=%s: skipped a result item that does not parse", uuid)
                     continue
@@ -410,6 +410,6 @@ def _envelope(raw: bytes) -> ResponseEnvelope | None:
     if not raw.strip():
         return None
     try:
-        return ResponseEnvelope.model_validate(json.loads(raw))
+        return ResponseEnvelope.parse(json.loads(raw))
     except (ValueError, ValidationError):  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None

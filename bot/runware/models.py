@@ -397,6 +397,28 @@ class VideoResultItem(WireResponse):
                     data["status"] = "processing"
         return data
 
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> VideoResultItem:
+        """`model_validate`, with a shortcut for a plain "processing" item: a sweep reads thousands of them."""
+        progress = raw.get("progress")
+        if (
+            raw.keys() <= _PLAIN_ITEM_KEYS
+            and raw.get("status", "processing") in ("processing", "pending")
+            and type(raw.get("taskUUID")) is str
+            and type(raw.get("taskType", "videoInference")) is str
+            and (progress is None or type(progress) is int)
+        ):
+            values: dict[str, Any] = {"task_uuid": raw["taskUUID"], "status": "processing"}
+            if "taskType" in raw:
+                values["task_type"] = raw["taskType"]
+            if "progress" in raw:
+                values["progress"] = progress
+            return cls.model_construct(**values)  # the fields set are those model_validate would set
+        return cls.model_validate(raw)
+
+
+_PLAIN_ITEM_KEYS = frozenset({"taskType", "taskUUID", "status", "progress"})
+
 
 class ImageUploadResult(WireResponse):
     task_type: str = "imageUpload"
@@ -496,6 +518,21 @@ class ResponseEnvelope(BaseModel):
             item = {"code": "invalidApiKey", "message": body.get("errorMessage") or "Invalid api key"}
             body["errors"] = [*body.get("errors", []), item]
         return body
+
+    @classmethod
+    def parse(cls, body: Any) -> ResponseEnvelope:
+        """`model_validate` of a decoded JSON body, with a shortcut for the usual `{"data": [...], "errors": [...]}`
+        (only the errors are models; the data items stay as they came)."""
+        if type(body) is dict and body.keys() <= {"data", "errors"}:
+            data, errors = body.get("data", []), body.get("errors", [])
+            if (
+                type(data) is list
+                and type(errors) is list
+                and all(type(item) is dict for item in data)
+                and all(type(error) is dict for error in errors)
+            ):
+                return cls.model_construct(data=data, errors=[RunwareErrorItem.model_validate(e) for e in errors])
+        return cls.model_validate(body)
 
     @classmethod
     def parse_any(cls, body: Any) -> ResponseEnvelope:

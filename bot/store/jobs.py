@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,6 +58,22 @@ class NewJob:
     thread_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TrackedJob:
+    """What a poll sweep needs of a job Runware may still be working on: a few columns, no params or texts.
+
+    The sweep loads the whole `Job` only for the few jobs that something happened to.
+    """
+
+    id: int
+    task_uuid: str
+    state: JobState
+    variations: int
+    dry_run: bool
+    started_at: datetime  # submitted_at, else created_at: where max_wait counts from
+    status_message_id: int | None
+
+
 def _predecessors(table: Mapping[Any, frozenset[Any]], to: Any) -> tuple[str, ...]:
     return tuple(str(state) for state, nxt in table.items() if to in nxt)
 
@@ -65,6 +81,7 @@ def _predecessors(table: Mapping[Any, frozenset[Any]], to: Any) -> tuple[str, ..
 _JOB_PREDECESSORS = {to: _predecessors(JOB_TRANSITIONS, to) for to in JobState}
 _RESULT_PREDECESSORS = {to: _predecessors(RESULT_TRANSITIONS, to) for to in ResultState}
 _UNFINISHED = (JobState.RESERVED, JobState.SUBMITTED, JobState.CANCELLED)
+_IDS_PER_QUERY = 500  # bound parameters per `id IN (...)` (SQLite allows 32766 since 3.32, older builds 999)
 
 
 def _dump(params: Mapping[str, Any]) -> str:
@@ -251,6 +268,53 @@ class JobStore:
             (str(JobState.SUBMITTED), str(JobState.CANCELLED)),
         )
         return [row[0] for row in rows]
+
+    async def tracked(self) -> list[TrackedJob]:
+        """The jobs of `tracked_task_uuids`, as lean rows for the poll sweep."""
+        rows = await self._db.fetchall(
+            "SELECT id, task_uuid, state, variations, dry_run, COALESCE(submitted_at, created_at) AS started_at, "
+            "status_message_id FROM jobs WHERE state = ? OR (state = ? AND EXISTS "
+            "(SELECT 1 FROM ledger WHERE ledger.job_id = jobs.id AND ledger.status = 'held')) ORDER BY id",
+            (str(JobState.SUBMITTED), str(JobState.CANCELLED)),
+        )
+        return [
+            TrackedJob(
+                id=row["id"],
+                task_uuid=row["task_uuid"],
+                state=JobState(row["state"]),
+                variations=row["variations"],
+                dry_run=bool(row["dry_run"]),
+                started_at=from_db_time(row["started_at"]),
+                status_message_id=row["status_message_id"],
+            )
+            for row in rows
+        ]
+
+    async def get_many(self, job_ids: Sequence[int]) -> dict[int, Job]:
+        """Several jobs by id (those that exist), a few hundred per query."""
+        out: dict[int, Job] = {}
+        ids = list(dict.fromkeys(job_ids))
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            rows = await self._db.fetchall(f"SELECT * FROM jobs WHERE id IN ({_marks(len(chunk))})", chunk)
+            for row in rows:
+                out[row["id"]] = job_from_row(row)
+        return out
+
+    async def reserved(self) -> list[Job]:
+        """Jobs not yet acknowledged by Runware (recovery looks at these), oldest first."""
+        rows = await self._db.fetchall("SELECT * FROM jobs WHERE state = ? ORDER BY id", (str(JobState.RESERVED),))
+        return [job_from_row(row) for row in rows]
+
+    async def finished_with_held_money(self) -> list[Job]:
+        """Final jobs whose reservation is still open (a crash between the final transition and the settle)."""
+        finals = sorted(str(s) for s in FINAL_JOB_STATES)
+        rows = await self._db.fetchall(
+            "SELECT jobs.* FROM ledger JOIN jobs ON jobs.id = ledger.job_id "
+            f"WHERE ledger.status = 'held' AND jobs.state IN ({_marks(len(finals))}) ORDER BY jobs.id",
+            finals,
+        )
+        return [job_from_row(row) for row in rows]
 
     async def unfinished(self) -> list[Job]:
         rows = await self._db.fetchall(

@@ -270,6 +270,73 @@ def test_fast_get_response_wire_is_the_models_wire() -> None:
 
 # ------------------------------------------------------------------------------------------------- responses
 
+T1 = "5481c77d-0596-4375-918e-5e3fc20504f2"
+ITEMS: list[dict[str, Any]] = [
+    {"taskType": "videoInference", "taskUUID": T1, "status": "processing", "progress": 40},
+    {"taskType": "videoInference", "taskUUID": T1, "status": "processing"},
+    {"taskUUID": T1},
+    {"taskUUID": T1, "status": "pending", "progress": None},
+    {"taskUUID": T1, "status": "processing", "progress": 39.6},  # rounded by the model
+    {"taskUUID": T1, "status": "processing", "progress": "40"},
+    {"taskUUID": T1, "status": "processing", "progress": True},
+    {"taskUUID": T1, "status": "processing", "eta": 12},  # an unknown key is kept
+    {"taskUUID": T1, "status": "success", "videoUUID": "V1", "videoURL": "https://x/v.mp4", "cost": 0.49},
+    {"taskUUID": T1, "videoURL": "https://x/v.mp4"},
+    {"taskUUID": T1, "status": "error", "error": {"code": "timeoutProvider", "message": "slow"}},
+]
+
+
+@pytest.mark.parametrize("raw", ITEMS)
+def test_result_item_shortcut_parses_like_the_model(raw: dict[str, Any]) -> None:
+    fast, slow = VideoResultItem.parse(raw), VideoResultItem.model_validate(raw)
+    assert fast == slow and repr(fast) == repr(slow)
+    assert fast.model_fields_set == slow.model_fields_set
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"status": "processing"},
+        {"taskUUID": 5, "status": "processing"},
+        {"taskUUID": T1, "status": "done"},
+        {"taskUUID": T1, "taskType": 7, "status": "processing"},
+    ],
+)
+def test_result_item_shortcut_refuses_what_the_model_refuses(raw: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        VideoResultItem.model_validate(raw)
+    with pytest.raises(ValidationError):
+        VideoResultItem.parse(raw)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"data": ITEMS},
+        {"data": ITEMS[:2], "errors": [{"code": "taskFailedOrNotFound", "taskUUID": T1, "status": "error"}]},
+        {"errors": [{"code": None, "message": None}]},
+        {},
+        {"data": None},
+        {"data": {"taskUUID": T1}},
+        {"errors": {"code": "x"}},
+        {"data": [], "extra": 1},
+        {"error": {"code": "invalidApiKey"}, "taskUUID": T1, "taskType": "authentication"},
+        [{"code": "invalidApiKey"}],
+    ],
+)
+def test_envelope_shortcut_parses_like_the_model(body: Any) -> None:
+    fast, slow = ResponseEnvelope.parse(body), ResponseEnvelope.model_validate(body)
+    assert fast.data == slow.data and fast.errors == slow.errors
+    assert fast.model_extra == slow.model_extra
+
+
+@pytest.mark.parametrize("body", ["text", 5, {"data": [1]}, {"errors": ["x"]}, {"data": "x"}])
+def test_envelope_shortcut_refuses_what_the_model_refuses(body: Any) -> None:
+    with pytest.raises(ValidationError):
+        ResponseEnvelope.model_validate(body)
+    with pytest.raises(ValidationError):
+        ResponseEnvelope.parse(body)
+
 
 def test_video_result_statuses() -> None:
     t = new_task_uuid()

@@ -170,6 +170,43 @@ async def test_restart_queries(store: JobStore, ledger: SpendLedger) -> None:
     counts = await store.counts_by_state()
     assert counts == {"reserved": 1, "submitted": 1, "cancelled": 2, "succeeded": 1, "failed": 0, "expired": 0}
 
+    # the lean queries of the sweep, recovery and reconciliation pick the same jobs as the full ones
+    tracked = await store.tracked()
+    assert [t.task_uuid for t in tracked] == await store.tracked_task_uuids()
+    unfinished = {j.id: j for j in await store.unfinished()}
+    for row in tracked:
+        job = unfinished[row.id]
+        assert (row.state, row.variations, row.dry_run, row.status_message_id) == (
+            job.state,
+            job.variations,
+            job.dry_run,
+            job.status_message_id,
+        )
+        assert row.started_at == (job.submitted_at or job.created_at)
+    assert [j.id for j in await store.reserved()] == [j.id for j in unfinished.values() if j.state is JobState.RESERVED]
+    assert await store.finished_with_held_money() == [await store.get(done)]  # its settle never ran
+    await ledger.settle(done, 5)
+    assert await store.finished_with_held_money() == []
+
+
+async def test_get_many_reads_jobs_in_chunks_and_skips_missing_ids(store: JobStore, ledger: SpendLedger) -> None:
+    ids = [await make(ledger, f"m{i}") for i in range(3)]
+    await store.set_params(ids[1], {"task": {"taskUUID": "m1"}})
+    await store.set_status_message(ids[2], channel_id=5, message_id=6)
+    many = await store.get_many([ids[2], 999, ids[0], ids[1], ids[0]])
+    assert set(many) == set(ids)
+    for job_id in ids:
+        assert many[job_id] == await store.get(job_id)
+    assert await store.get_many([]) == {}
+
+
+async def test_get_many_takes_more_ids_than_one_query_binds(
+    store: JobStore, ledger: SpendLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.store.jobs._IDS_PER_QUERY", 2)
+    ids = [await make(ledger, f"c{i}") for i in range(5)]
+    assert sorted(await store.get_many(ids)) == ids
+
 
 async def test_recent_for_member_is_newest_first_and_per_guild(store: JobStore, ledger: SpendLedger) -> None:
     ids = [await make(ledger, f"r{i}") for i in range(4)]

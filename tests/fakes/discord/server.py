@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import gateway as gw
+from .faults import DiscordFault, FaultPlan
 from .interactions import (
     APPLICATION_COMMAND,
     MESSAGE_COMPONENT,
@@ -86,6 +87,7 @@ class RecordedRequest:
     response: Any = None
     violations: list[str] = field(default_factory=list)
     unknown_route: bool = False
+    fault: DiscordFault | None = None  # the planned fault that answered it, if any
 
     @property
     def files(self) -> list[Part]:
@@ -99,18 +101,6 @@ class RecordedRequest:
 
     def __repr__(self) -> str:
         return f"<{self.method} {self.path} -> {self.status}>"
-
-
-@dataclass
-class Fault:
-    """A planned failure for the next requests to a route."""
-
-    method: str
-    template: str
-    status: int
-    remaining: int
-    retry_after: float
-    is_global: bool
 
 
 class FakeDiscord:
@@ -151,7 +141,7 @@ class FakeDiscord:
         self.resume_enabled = True
         self.nonce_window_s = 300.0
         self.spec = spec
-        self._faults: list[Fault] = []
+        self.faults = FaultPlan()
         self.world: DiscordWorld | None = None  # set by the fixtures' build_world()
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -363,8 +353,14 @@ class FakeDiscord:
         retry_after: float = 0.01,
         is_global: bool = False,
     ) -> None:
-        """Answer the next `times` requests to a route (spec template, e.g. /channels/{channel_id}/messages)."""
-        self._faults.append(Fault(method.upper(), template, status, times, retry_after, is_global))
+        """Answer the next `times` requests to a route (spec template, e.g. /channels/{channel_id}/messages).
+
+        Shorthand for `faults.add(method=..., template=..., ...)`, which also takes a path regex, a predicate on
+        the request, the 429 scope and "apply then fail".
+        """
+        self.faults.add(
+            method=method, template=template, status=status, times=times, retry_after=retry_after, global_=is_global
+        )
 
     # -- gateway control ---------------------------------------------------------------------------
 

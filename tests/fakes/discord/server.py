@@ -136,6 +136,9 @@ class FakeDiscord:
         self.sessions: list[gw.GatewaySession] = []
         self.connections: list[gw.GatewayConnection] = []
         self.identify_count = 0
+        self.gateway_open = asyncio.Event()  # cleared by hold_gateway(): new connections wait
+        self.gateway_open.set()
+        self.gateway_waiting = 0  # connections waiting for release_gateway()
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.allowed_privileged_intents = PRIVILEGED_INTENTS
         self.resume_enabled = True
@@ -169,6 +172,7 @@ class FakeDiscord:
 
     async def close(self) -> None:
         """Close every gateway connection and stop serving."""
+        self.gateway_open.set()
         for conn in list(self.connections):
             await conn.close(1001, "Fake Discord is shutting down.")
         if self._runner is not None:
@@ -393,10 +397,33 @@ class FakeDiscord:
             s.sent.append((s.seq, {"op": gw.OP_DISPATCH, "t": event, "s": s.seq, "d": data}))
 
     async def disconnect(self, code: int = 4000) -> None:
-        """Close the bot's gateway socket from the server side (the bot should RESUME or re-IDENTIFY)."""
+        """Close the bot's gateway socket from the server side.
+
+        4000 (or any code but those below) leaves the session resumable: discord.py RESUMEs and gets every event
+        it missed replayed. 4007 (invalid seq) and 4009 (session timed out) end the session: discord.py still tries
+        to RESUME, is answered INVALID_SESSION (d=false) and IDENTIFYs again, and what it missed is gone.
+        """
         s = self.session
         if s is not None and s.connection is not None:
             await s.connection.close(code, "Fake Discord closed the connection.")
+
+    def drop(self) -> None:
+        """Cut the bot's gateway TCP connection without a close frame (an abnormal 1006 close): it RESUMEs."""
+        s = self.session
+        if s is not None and s.connection is not None:
+            s.connection.abort()
+
+    def hold_gateway(self) -> None:
+        """Keep new gateway connections waiting (before the websocket upgrade) until release_gateway().
+
+        With it a test can act while the bot is disconnected: `fake.gateway_waiting` tells that it is trying to
+        reconnect; events dispatched meanwhile are kept for a RESUME.
+        """
+        self.gateway_open.clear()
+
+    def release_gateway(self) -> None:
+        """Let held and new gateway connections through."""
+        self.gateway_open.set()
 
     async def send_reconnect(self) -> None:
         """Ask the bot to reconnect (op 7)."""
@@ -405,9 +432,10 @@ class FakeDiscord:
             await s.connection.send({"op": gw.OP_RECONNECT, "d": None, "s": None, "t": None})
 
     async def invalidate_session(self) -> None:
-        """Invalidate the session (op 9, not resumable): the bot must IDENTIFY again."""
+        """Invalidate the session (op 9, d=false): it cannot be resumed, the bot must IDENTIFY again."""
         s = self.session
         if s is not None and s.connection is not None:
+            s.invalid = True
             await s.connection.send({"op": gw.OP_INVALID_SESSION, "d": False, "s": None, "t": None})
 
     # -- interactions ------------------------------------------------------------------------------
@@ -628,7 +656,10 @@ class FakeDiscord:
         locale: str,
         message: FakeMessage | None = None,
     ) -> InteractionHandle:
-        await self.wait_until_connected()
+        s = self.session
+        if s is None or not s.resumable:
+            await self.wait_until_connected()
+        # else the bot is connected, or dropped with its session resumable: Discord keeps the event for the RESUME
         account = self._user_of(user)
         interaction_id = self.ids.next()
         token = "aW50ZXJhY3Rpb24" + secrets.token_urlsafe(48)

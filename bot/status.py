@@ -35,6 +35,18 @@ FLUSH_TIMEOUT = 10.0
 #: times in all, after EDIT_RETRY_DELAY seconds, doubled each time, with jitter; a newer edit waiting replaces it.
 EDIT_TRIES = 5
 EDIT_RETRY_DELAY = 1.0
+#: The status post is awaited before the job is submitted: fewer tries (the first retry after ~1 s, then ~2 s).
+POST_TRIES = 3
+
+
+def status_nonce(job_id: int) -> str:
+    """The nonce of a job's status message: Discord answers a repeated nonce with the message it already made."""
+    return f"hs{job_id}"[:25]
+
+
+def _backoff(tries: int) -> float:
+    """Seconds to wait before try number `tries + 2`: EDIT_RETRY_DELAY doubled per try, with jitter."""
+    return float(EDIT_RETRY_DELAY * 2**tries * random.uniform(0.5, 1.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +75,28 @@ class StatusReporter:
 
     async def create(self, job: Job, channel: discord.abc.Messageable) -> discord.Message:
         """Post the job's status message and remember where it is (durably, so a restart can edit it)."""
-        msg = await channel.send(
-            status_message(job, "queued"),
-            view=status_view(job.id),
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
+        msg = await self._post(job, channel)
         await self._jobs.set_status_message(job.id, channel_id=msg.channel.id, message_id=msg.id)
         self._last_edit[job.id] = time.monotonic()
         return msg
+
+    async def _post(self, job: Job, channel: discord.abc.Messageable) -> discord.Message:
+        """Post the status; a 5xx is tried again with the same nonce, so a post Discord made and failed is kept once."""
+        tries = 0
+        while True:
+            try:
+                return await channel.send(
+                    status_message(job, "queued"),
+                    view=status_view(job.id),
+                    allowed_mentions=discord.AllowedMentions.none(),
+                    nonce=status_nonce(job.id),
+                )
+            except discord.HTTPException as exc:
+                tries += 1
+                if exc.status < 500 or tries >= POST_TRIES:
+                    raise
+                log.info("job=%s status post failed (%s); trying again", job.id, exc)
+                await asyncio.sleep(_backoff(tries - 1))
 
     async def update(
         self,
@@ -145,8 +171,7 @@ class StatusReporter:
         if job_id in self._waiting:
             return  # its timer sends the newer edit
         self._waiting[job_id] = replace(edit, tries=edit.tries + 1)
-        delay = EDIT_RETRY_DELAY * 2**edit.tries * random.uniform(0.5, 1.0)
-        self._timers.spawn(self._send_later(job_id, delay), name=f"status-{job_id}")
+        self._timers.spawn(self._send_later(job_id, _backoff(edit.tries)), name=f"status-{job_id}")
 
     async def flush(self) -> None:
         """On shutdown: send every waiting edit now (bounded), so no status is left showing an old phase."""

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bot.core.errors import Failure, UserFacingError
 from bot.core.models import ClipResult, Job, JobState, Payer
 from bot.core.sink import Delivered
 from bot.settings import Settings
+from bot.ui.texts_errors import error_text, failure_text
 from tests.runware_helpers import SIM_KEY
 
 
@@ -40,6 +46,15 @@ def make_settings(
     return Settings(**data)
 
 
+@contextmanager
+def raises_saying(kind: type[UserFacingError], pattern: str) -> Iterator[pytest.ExceptionInfo[UserFacingError]]:
+    """Like pytest.raises, and the member reads words matching `pattern` (as bot/ui renders the error)."""
+    with pytest.raises(kind) as info:
+        yield info
+    text = error_text(info.value)
+    assert re.search(pattern, text), text
+
+
 class RecordingSink:
     """A JobSink that records what the engine asked for; `deliver` succeeds unless told otherwise."""
 
@@ -64,8 +79,8 @@ class RecordingSink:
         self.delivered.append((job.id, [r.id for r in results], redelivery))
         return [Delivered(r.id, ok=True, message_id=10_000 + r.id, channel_id=job.channel_id) for r in results]
 
-    async def job_failed(self, job: Job, reason: str) -> None:
-        self.failed.append((job.id, reason))
+    async def job_failed(self, job: Job, reason: Failure) -> None:
+        self.failed.append((job.id, failure_text(reason)))
 
     async def job_cancelled(self, job: Job) -> None:
         self.cancelled.append(job.id)

@@ -39,7 +39,11 @@ DRY_RUN_PROCESSING_SECONDS = 4.0
 
 
 class StartupError(UserFacingError):
-    """Something the bot needs at start-up is unusable; the message says what to change (one line, no traceback)."""
+    """Something the bot needs at start-up is unusable; `detail` says what to change (one line for the operator)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("startup", detail=detail)
+        self.detail = detail
 
 
 def _why(exc: BaseException) -> str:

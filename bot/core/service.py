@@ -13,7 +13,18 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.core.crashpoints import crash_point
-from bot.core.errors import InputError, NotAllowed, NotFound, Paused, UserFacingError
+from bot.core.errors import (
+    ChannelNotAllowed,
+    Failure,
+    FailureKind,
+    InputError,
+    JobRejected,
+    NotAllowed,
+    NotFound,
+    Paused,
+    SubmitPending,
+    UserFacingError,
+)
 from bot.core.models import ImageInput, Job, JobState, Payer, SafetyMode, utc_now
 from bot.core.policy import (
     ALLOWED_DURATIONS,
@@ -25,13 +36,12 @@ from bot.core.policy import (
 )
 from bot.core.tracker import JobTracker
 from bot.runware.client import RunwareClient
-from bot.runware.errors import RunwareError, RunwareUnavailable, user_message_for
+from bot.runware.errors import RunwareError, RunwareUnavailable
 from bot.runware.models import VideoInferenceTask
 from bot.settings import Settings
 from bot.store.guilds import ChannelRule, GuildConfig, GuildStore
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
-from bot.ui.texts import STATE_WORDS
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +111,6 @@ class JobPlan:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class JobRejected(UserFacingError):
-    """Runware refused the job; the reservation was released."""
-
-
 class VideoService:
     def __init__(
         self,
@@ -137,7 +143,7 @@ class VideoService:
     async def plan(self, opts: VideoOptions, who: Requester, *, operator: bool = False) -> JobPlan:
         """Validate a request against the model's rules and the server's settings. Raises UserFacingError."""
         if not self.accepting:
-            raise Paused("The bot is shutting down and takes no new jobs right now. Try again in a minute.")
+            raise Paused("shutting_down")
         prompt = clean_prompt(opts.prompt)
         if operator:
             cfg = await self._guilds.get(0)
@@ -160,7 +166,7 @@ class VideoService:
         if opts.last_frame is not None:
             images.append(("last", opts.last_frame))
         if len(images) + len(opts.frames) > 2:
-            raise InputError("At most two frame images can be used: a first frame and a last frame.")
+            raise InputError("too_many_frames")
         payer = Payer.OPERATOR if operator else (Payer.POOL if rule.pool else Payer.MEMBER)
         return JobPlan(
             who=who,
@@ -183,15 +189,11 @@ class VideoService:
 
     async def _channel_rules(self, cfg: GuildConfig, who: Requester) -> ChannelRule:
         if cfg.paused:
-            raise Paused(
-                "Video generation is paused in this server by its moderators. Jobs already running still finish; "
-                "try again once it is resumed."
-            )
+            raise Paused("guild_paused")
         rule = await self._guilds.channel_rule(who.guild_id, who.budget_channel_id)
         allowed = await self._guilds.allowed_channels(who.guild_id)
         if allowed and who.budget_channel_id not in allowed:
-            where = ", ".join(f"<#{c}>" for c in sorted(allowed)[:5])
-            raise NotAllowed(f"/video can't be used in this channel. Try one of these: {where}.")
+            raise ChannelNotAllowed(sorted(allowed))
         return rule
 
     # -- reservation and submit ----------------------------------------------------------------------------------
@@ -257,18 +259,14 @@ class VideoService:
         except RunwareUnavailable as exc:
             if not exc.maybe_accepted:
                 # getResponse confirmed Runware does not hold the task: nothing runs, nothing is billed.
-                raise await self._reject_text(
-                    job, "Runware is not answering right now. You were not charged; try again in a few minutes."
-                ) from None
+                raise await self._reject_with(job, Failure(FailureKind.UNAVAILABLE)) from None
             log.warning("job=%s task=%s outcome of the submit unknown; will look it up", job.id, job.task_uuid)
-            raise UserFacingError(
-                "Runware is not answering right now. Your job is saved and will go ahead as soon as it answers."
-            ) from None
+            raise SubmitPending() from None
         except RunwareError as exc:
             raise await self._reject(job, exc) from None
         except ValidationError as exc:  # a stored task that no longer validates: a bug, never billed
             log.error("job=%s stored task invalid: %s", job.id, exc)
-            raise await self._reject_text(job, "The job could not be built correctly. You were not charged.") from None
+            raise await self._reject_with(job, Failure(FailureKind.BAD_TASK)) from None
         crash_point("after_submit")
         if not await self._jobs.transition(job.id, JobState.SUBMITTED):
             # Cancelled while the submit was in flight: Runware holds the task and the tracker settles its cost;
@@ -287,12 +285,12 @@ class VideoService:
                 log.info("job=%s task=%s cancelled before its submit; nothing sent", job.id, job.task_uuid)
             return job
         if job.state in (JobState.FAILED, JobState.EXPIRED):
-            raise JobRejected(job.error or "This job was stopped before it reached Runware. You were not charged.")
+            raise JobRejected(Failure.load(job.error) if job.error else Failure(FailureKind.STOPPED))
         return job  # SUBMITTED: another path already sent it
 
-    async def abandon(self, job: Job, reason: str) -> None:
+    async def abandon(self, job: Job, reason: Failure) -> None:
         """Fail a job that never reached Runware (set-up went wrong) and release its reservation."""
-        await self._reject_text(job, reason)
+        await self._reject_with(job, reason)
 
     async def _reject(self, job: Job, exc: RunwareError) -> JobRejected:
         if exc.kind.value in ("authentication", "insufficient_credits"):
@@ -301,14 +299,14 @@ class VideoService:
             log.error("job=%s the bot built a request Runware refused (%s %s): a bug", job.id, exc.code, exc.parameter)
         else:  # the member reads plain words; Runware's own code and message are kept here
             log.info("job=%s Runware refused the task: %s", job.id, exc)
-        return await self._reject_text(job, user_message_for(exc))
+        return await self._reject_with(job, Failure(FailureKind.RUNWARE, exc.to_data()))
 
-    async def _reject_text(self, job: Job, text: str) -> JobRejected:
-        if await self._jobs.transition(job.id, JobState.FAILED, error=text):
+    async def _reject_with(self, job: Job, failure: Failure) -> JobRejected:
+        if await self._jobs.transition(job.id, JobState.FAILED, error=failure.dump()):
             await self._ledger.release(job.id)
             fresh = await self._jobs.get(job.id) or job
-            await self._tracker.sink.job_failed(fresh, text)
-        return JobRejected(text)
+            await self._tracker.sink.job_failed(fresh, failure)
+        return JobRejected(failure)
 
     def build_task(self, task_uuid: str, plan: JobPlan, frames: list[FrameRef]) -> dict[str, Any]:
         """The videoInference task exactly as it goes on the wire (validated by the Runware models)."""
@@ -368,9 +366,7 @@ class VideoService:
             overdue = (now - job.created_at).total_seconds() > self._settings.runware.max_wait
             task = job.params_dict().get("task")
             if not isinstance(task, dict):  # the task is stored before any submit: this one was never sent
-                await self._reject_text(
-                    job, "The bot restarted before your job reached Runware. You were not charged; please try again."
-                )
+                await self._reject_with(job, Failure(FailureKind.RESTARTED))
                 continue
             try:  # asked even when overdue: after a long downtime Runware may hold (and bill) it
                 statuses = await self._runware.get_responses([job.task_uuid])
@@ -394,7 +390,7 @@ class VideoService:
             try:
                 await self._submit_stored(job, task)
             except UserFacingError as exc:
-                log.info("job=%s recovery submit: %s", job.id, exc.message)
+                log.info("job=%s recovery submit: %s", job.id, exc)
             finally:
                 self._end(job.id)
 
@@ -403,7 +399,7 @@ class VideoService:
     async def job_for(self, job_id: int, guild_id: int) -> Job:
         job = await self._jobs.get(job_id)
         if job is None or job.guild_id != guild_id:
-            raise NotFound("That job no longer exists. Start a new one with /video.")
+            raise NotFound("job_gone")
         return job
 
     def options_from(self, job: Job, *, prompt: str | None = None) -> VideoOptions:
@@ -432,11 +428,11 @@ class VideoService:
     async def cancel(self, job_id: int, who: Requester) -> Job:
         job = await self.job_for(job_id, who.guild_id)
         if job.user_id != who.user_id and not who.is_moderator:
-            raise NotAllowed("Only the member who asked for this job, or a moderator, can cancel it.")
+            raise NotAllowed("cancel_not_yours")
         if job.state not in (JobState.RESERVED, JobState.SUBMITTED):
-            raise InputError(f"This job is already {STATE_WORDS[job.state]}; there is nothing to cancel.")
+            raise InputError("already_finished", state=job.state)
         if not await self._tracker.cancel(job):
-            raise InputError("This job finished just now; there is nothing to cancel.")
+            raise InputError("finished_just_now")
         return await self._jobs.get(job.id) or job
 
     async def drain(self, timeout: float) -> None:

@@ -18,11 +18,12 @@ import aiohttp
 
 from bot.core.background import Loop, TaskGroup
 from bot.core.crashpoints import crash_point
+from bot.core.errors import Failure, FailureKind
 from bot.core.metrics import Metrics
 from bot.core.models import ClipResult, Job, JobState, ResultState, usd_to_micros, utc_now
 from bot.core.sink import Delivered, JobSink, NullSink
 from bot.runware.client import RunwareClient, TaskStatus
-from bot.runware.errors import RunwareError, classify, user_message_for
+from bot.runware.errors import RunwareError, classify
 from bot.runware.models import RunwareErrorItem, VideoResultItem
 from bot.store.jobs import JobStore
 from bot.store.ledger import SpendLedger
@@ -35,14 +36,6 @@ NOT_FOUND_STRIKES = 3
 MAX_DELIVERY_FAILURES = 25
 DELIVERY_BACKOFF_BASE = 5.0
 DELIVERY_BACKOFF_MAX = 600.0
-
-
-def _span(seconds: float) -> str:
-    """'30 minutes', '45 seconds': a wait as members read it."""
-    if seconds < 120:
-        n = max(1, round(seconds))
-        return f"{n} second{'s' if n != 1 else ''}"
-    return f"{round(seconds / 60)} minutes"
 
 
 class JobTracker:
@@ -190,9 +183,7 @@ class JobTracker:
             if self._not_found[job.id] >= NOT_FOUND_STRIKES:
                 self._not_found.pop(job.id, None)
                 if not await self._finish_with_stored(job):
-                    await self._fail(
-                        job, "Runware no longer knows this job, so it can't be finished. You were not charged."
-                    )
+                    await self._fail(job, Failure(FailureKind.FORGOTTEN))
             return
         self._not_found.pop(job.id, None)
         finals = len(status.successes) + status.failed_count
@@ -297,9 +288,9 @@ class JobTracker:
             self._metrics.spend_micros.inc(charged, mode="dry_run" if job.dry_run else "real")
 
     @staticmethod
-    def _reason(failures: Sequence[RunwareErrorItem]) -> str:
+    def _reason(failures: Sequence[RunwareErrorItem]) -> Failure:
         if not failures:
-            return "Runware finished the job without any clip. You were not charged; try again."
+            return Failure(FailureKind.NO_CLIPS)
         first = failures[0]
         err = RunwareError(
             kind=classify(first.code, None),
@@ -307,10 +298,10 @@ class JobTracker:
             message=first.message or "",
             parameter=first.parameter_path,
         )
-        return user_message_for(err)
+        return Failure(FailureKind.RUNWARE, err.to_data())
 
-    async def _fail(self, job: Job, reason: str) -> None:
-        if await self._jobs.transition(job.id, JobState.FAILED, error=reason):
+    async def _fail(self, job: Job, reason: Failure) -> None:
+        if await self._jobs.transition(job.id, JobState.FAILED, error=reason.dump()):
             await self._ledger.release(job.id)
             log.info("job=%s task=%s failed: %s", job.id, job.task_uuid, reason)
             fresh = await self._jobs.get(job.id) or job
@@ -319,11 +310,8 @@ class JobTracker:
     async def expire(self, job: Job) -> None:
         if await self._finish_with_stored(job):
             return
-        reason = (
-            f"The job did not finish within {_span(self._max_wait)}, so it was given up. "
-            "You were not charged; try again with /video."
-        )
-        if await self._jobs.transition(job.id, JobState.EXPIRED, error=reason):
+        reason = Failure(FailureKind.TIMED_OUT, {"max_wait": self._max_wait})
+        if await self._jobs.transition(job.id, JobState.EXPIRED, error=reason.dump()):
             await self._ledger.release(job.id)
             log.info("job=%s task=%s expired", job.id, job.task_uuid)
             fresh = await self._jobs.get(job.id) or job

@@ -18,7 +18,7 @@ from bot.core.errors import OverLimit
 from bot.core.models import JobState, Payer, ResultState
 from bot.core.service import JobRejected, Requester, VideoOptions
 from bot.simulator.server import RunwareSimulator
-from tests.helpers import Clock, RecordingSink, make_settings
+from tests.helpers import Clock, RecordingSink, make_settings, raises_saying
 
 ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))
 
@@ -111,9 +111,9 @@ async def test_prompt_only_job_runs_to_one_delivery(
 
 async def test_bad_input_sends_nothing(engine: tuple[Engine, RecordingSink], sim: RunwareSimulator) -> None:
     eng, _ = engine
-    with pytest.raises(Exception, match="too short"):
+    with raises_saying(Exception, "too short"):
         await eng.service.create(VideoOptions(prompt="x"), ALICE)
-    with pytest.raises(Exception, match="1080p clips can't be 10 s"):
+    with raises_saying(Exception, "1080p clips can't be 10 s"):
         await eng.service.create(VideoOptions(prompt="a cat", resolution="1080p", duration=10), ALICE)
     assert sim.requests == []
     assert await eng.jobs.unfinished() == []
@@ -124,7 +124,7 @@ async def test_rejected_submit_releases_the_reservation(
 ) -> None:
     eng, sink = engine
     sim.faults.reject_next_submits("insufficientCredits", 1, http_status=402)
-    with pytest.raises(JobRejected, match="credits"):
+    with raises_saying(JobRejected, "credits"):
         await eng.service.create(VideoOptions(prompt="a quiet forest"), ALICE)
     [job] = await eng.jobs.recent_for_member(1000, 3000)
     assert job.state is JobState.FAILED
@@ -220,7 +220,7 @@ async def test_over_limit_refused_before_anything_is_sent(
     )
     await eng.service.create(VideoOptions(prompt="first one fits"), ALICE)
     sent = len(sim.requests)
-    with pytest.raises(OverLimit, match=r"left"):
+    with raises_saying(OverLimit, r"left"):
         await eng.service.create(VideoOptions(prompt="second does not"), ALICE)
     assert len(sim.requests) == sent
 
@@ -321,7 +321,7 @@ async def test_job_written_but_never_acknowledged_is_recovered_without_double_su
     try:
         sim.faults.accept_then_hang_next(5, seconds=2, task_type="videoInference")
         sim.faults.http_error_next(503, 20, task_type="getResponse")
-        with pytest.raises(Exception, match="saved"):
+        with raises_saying(Exception, "saved"):
             await eng.service.create(VideoOptions(prompt="lost in the network"), ALICE)
         [job] = await eng.jobs.unfinished()
         assert job.state is JobState.RESERVED

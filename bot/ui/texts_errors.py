@@ -212,9 +212,7 @@ def error_text(err: UserFacingError) -> str:
 _FAILURES: dict[FailureKind, Callable[[Mapping[str, Any]], str]] = {
     FailureKind.RUNWARE: lambda d: runware_text(RunwareError.from_data(d)),
     FailureKind.NO_CLIPS: lambda d: "Runware finished the job without any clip. You were not charged; try again.",
-    FailureKind.FORGOTTEN: lambda d: (
-        "Runware no longer knows this job, so it can't be finished. You were not charged."
-    ),
+    FailureKind.FORGOTTEN: lambda d: "Runware no longer knows this job, so it can't be finished. You were not charged.",
     FailureKind.TIMED_OUT: lambda d: (
         f"The job did not finish within {span(float(d['max_wait']))}, so it was given up. "
         "You were not charged; try again with /video."

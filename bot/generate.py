@@ -14,8 +14,8 @@ from bot.core.engine import Engine
 from bot.core.errors import Failure, UserFacingError
 from bot.core.images import read_image
 from bot.core.models import ClipResult, ImageInput, Job, JobState, ResultState, format_usd
+from bot.core.plans import Requester, VideoOptions
 from bot.core.policy import MAX_VARIATIONS, check_resolution_duration, check_variations, clean_prompt
-from bot.core.service import Requester, VideoOptions
 from bot.core.sink import Delivered
 from bot.settings import Settings
 from bot.ui.texts_errors import failure_text

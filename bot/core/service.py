@@ -6,8 +6,8 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,9 +23,9 @@ from bot.core.errors import (
     NotFound,
     Paused,
     SubmitPending,
-    UserFacingError,
 )
 from bot.core.models import ImageInput, Job, JobState, Payer, SafetyMode, utc_now
+from bot.core.plans import FrameRef, JobPlan, Requester, VideoOptions
 from bot.core.policy import (
     ALLOWED_DURATIONS,
     check_resolution_duration,
@@ -44,71 +44,6 @@ from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
 
 log = logging.getLogger(__name__)
-
-#: A RESERVED job older than this, not being submitted by this process, was interrupted: recover it.
-RESERVED_GRACE = timedelta(seconds=60)
-
-
-@dataclass(frozen=True, slots=True)
-class Requester:
-    """Who asks, and where. A thread's rules are its parent channel's."""
-
-    guild_id: int
-    channel_id: int
-    user_id: int
-    role_ids: tuple[int, ...] = ()
-    parent_channel_id: int | None = None
-    is_moderator: bool = False
-
-    @property
-    def budget_channel_id(self) -> int:
-        return self.parent_channel_id or self.channel_id
-
-
-@dataclass(frozen=True, slots=True)
-class FrameRef:
-    """A frame image already at Runware (an imageUpload UUID), reused by reroll and remix."""
-
-    image: str
-    frame: str  # "first" | "last"
-
-
-@dataclass(frozen=True, slots=True)
-class VideoOptions:
-    """The /video options as given; None means "the server's default"."""
-
-    prompt: str
-    resolution: str | None = None
-    duration: int | None = None
-    variations: int | None = None
-    prompt_optimizer: bool | None = None
-    first_frame: ImageInput | None = None
-    last_frame: ImageInput | None = None
-    frames: tuple[FrameRef, ...] = ()  # pre-uploaded frames (reroll/remix)
-
-
-@dataclass(frozen=True, slots=True)
-class JobPlan:
-    """A checked request: everything needed to reserve and submit, nothing written yet."""
-
-    who: Requester
-    prompt: str
-    resolution: str
-    duration: int
-    width: int
-    height: int
-    variations: int
-    prompt_optimizer: bool
-    payer: Payer
-    estimate_micros: int
-    safety_mode: SafetyMode
-    concurrency_cap: int
-    channel_rule: ChannelRule
-    images: tuple[tuple[str, ImageInput], ...] = ()  # (frame, image) to upload
-    frames: tuple[FrameRef, ...] = ()
-    parent_job_id: int | None = None
-    dry_run: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class VideoService:
@@ -347,52 +282,13 @@ class VideoService:
         job = await self.reserve(plan)
         return await self.submit(job, plan)
 
-    # -- recovery ------------------------------------------------------------------------------------------------
-
-    async def recover_reserved(self, *, startup: bool = False) -> None:
-        """Finish what a crash interrupted between the job row and Runware's acknowledgement.
-
-        Never submits twice: the stored task is resubmitted with its own taskUUID, and the client asks
-        getResponse first whenever the outcome of a submit is unknown.
-        """
-        now = self._clock()
-        for job in await self._jobs.unfinished():
-            if job.state is not JobState.RESERVED or job.id in self._inflight:
-                continue
-            if job.dry_run != self._settings.dry_run:
-                continue  # a dry-run job never goes to the real Runware, nor a live one to the simulator
-            if not startup and now - job.created_at < RESERVED_GRACE:
-                continue
-            overdue = (now - job.created_at).total_seconds() > self._settings.runware.max_wait
-            task = job.params_dict().get("task")
-            if not isinstance(task, dict):  # the task is stored before any submit: this one was never sent
-                await self._reject_with(job, Failure(FailureKind.RESTARTED))
-                continue
-            try:  # asked even when overdue: after a long downtime Runware may hold (and bill) it
-                statuses = await self._runware.get_responses([job.task_uuid])
-            except RunwareError as exc:  # one lookup must not stop the start-up or the sweep
-                log.warning("job=%s task=%s recovery lookup failed (%s); will look again", job.id, job.task_uuid, exc)
-                if overdue:
-                    await self._tracker.expire(job)
-                continue
-            if job.id in self._inflight:
-                continue  # a submit began meanwhile
-            status = statuses.get(job.task_uuid)
-            if status is not None and not status.not_found:
-                if await self._jobs.transition(job.id, JobState.SUBMITTED):
-                    log.info("job=%s task=%s was already at Runware; tracking it", job.id, job.task_uuid)
-                    await self._tracker.sink.job_submitted(await self._jobs.get(job.id) or job)
-                continue
-            if overdue:
-                await self._tracker.expire(job)  # Runware never got it in all that time
-                continue
-            self._begin(job.id)
-            try:
-                await self._submit_stored(job, task)
-            except UserFacingError as exc:
-                log.info("job=%s recovery submit: %s", job.id, exc)
-            finally:
-                self._end(job.id)
+    async def resubmit(self, job: Job, task: dict[str, Any]) -> Job:
+        """Send a RESERVED job's stored task again (recovery): same taskUUID, so Runware never runs it twice."""
+        self._begin(job.id)
+        try:
+            return await self._submit_stored(job, task)
+        finally:
+            self._end(job.id)
 
     # -- follow-ups on an existing job ---------------------------------------------------------------------------
 

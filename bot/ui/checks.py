@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 
 from bot.core.errors import NotAllowed
-from bot.core.service import Requester
+from bot.core.plans import Requester
 from bot.ui.texts_errors import error_text
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ import discord
 from bot.core.errors import Failure, FailureKind, InputError, JobRejected, NotAllowed
 from bot.core.images import read_image, too_large
 from bot.core.models import ImageInput, Job, JobState, format_usd
+from bot.core.plans import JobPlan, Requester, VideoOptions
 from bot.core.policy import clean_prompt
-from bot.core.service import JobPlan, Requester, VideoOptions
 from bot.ui import checks
 from bot.ui.texts import DRY
 from bot.ui.texts_errors import error_text

@@ -12,7 +12,7 @@ import pytest
 import bot.core.engine
 from bot.core.engine import Engine
 from bot.core.models import JobState, Period
-from bot.core.service import Requester, VideoOptions
+from bot.core.plans import Requester, VideoOptions
 from bot.simulator.server import RunwareSimulator
 from tests.helpers import RecordingSink, make_settings
 

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 
 from bot.core.engine import Engine
-from bot.core.errors import OverLimit
+from bot.core.errors import JobRejected, OverLimit
 from bot.core.models import JobState, Payer, ResultState
-from bot.core.service import JobRejected, Requester, VideoOptions
+from bot.core.plans import Requester, VideoOptions
 from bot.simulator.server import RunwareSimulator
 from tests.helpers import Clock, RecordingSink, make_settings, raises_saying
 
@@ -326,7 +326,7 @@ async def test_job_written_but_never_acknowledged_is_recovered_without_double_su
         [job] = await eng.jobs.unfinished()
         assert job.state is JobState.RESERVED
         sim.faults.reset()
-        await eng.service.recover_reserved(startup=True)
+        await eng.recovery.recover_reserved(startup=True)
         again = await eng.jobs.get(job.id)
         assert again is not None and again.state is JobState.SUBMITTED
         assert len([t for t in sim.tasks if t == job.task_uuid]) == 1
@@ -338,10 +338,10 @@ async def test_job_written_but_never_acknowledged_is_recovered_without_double_su
 async def test_delivery_that_keeps_failing_backs_off_then_keeps_the_results_as_undeliverable(
     engine: tuple[Engine, RecordingSink], sim: RunwareSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.core.tracker as tracker_module
+    import bot.core.outbox as outbox_module
 
     eng, sink = engine
-    monkeypatch.setattr(tracker_module, "MAX_DELIVERY_FAILURES", 4)
+    monkeypatch.setattr(outbox_module, "MAX_DELIVERY_FAILURES", 4)
     sink.fail_deliveries = 100
     job = await eng.service.create(VideoOptions(prompt="a stubborn channel"), ALICE)
     sim.finish(job.task_uuid)
@@ -350,9 +350,9 @@ async def test_delivery_that_keeps_failing_backs_off_then_keeps_the_results_as_u
     await eng.tracker.sweep_once()
     assert sink.fail_deliveries == 98  # within the backoff: not tried again
     monkeypatch.setattr(tracker_module, "DELIVERY_BACKOFF_BASE", 0.0)
-    eng.tracker._delivery_failures[job.id] = (2, 0.0)
+    eng.tracker.outbox._failures[job.id] = (2, 0.0)
     await eng.tracker.sweep_once()
     await eng.tracker.sweep_once()
     [result] = await eng.jobs.results(job.id)
     assert result.state is ResultState.UNDELIVERABLE  # given up; the result (and its URL) is kept
-    assert sink.delivered == [] and eng.tracker._delivery_failures == {}
+    assert sink.delivered == [] and eng.tracker.outbox._failures == {}

@@ -11,7 +11,7 @@ import pytest
 
 from bot.core.engine import Engine
 from bot.core.metrics import CONTENT_TYPE
-from bot.core.service import Requester, VideoOptions
+from bot.core.plans import Requester, VideoOptions
 from bot.simulator.server import RunwareSimulator
 from tests.helpers import RecordingSink, make_settings
 

@@ -144,4 +144,4 @@ def test_user_message_never_leaks_key_or_body() -> None:
     assert secret not in runware_text(exc)
     body = '{"errors":[{"code":"weird","message":"raw body"}]}'
     assert body not in runware_text(RunwareError(K.UNKNOWN, "weird", body))
-    assert secret not in RunwareUnavailable(f"failed {secret}").user_message()
+    assert secret not in runware_text(RunwareUnavailable(f"failed {secret}"))

@@ -349,7 +349,7 @@ async def test_delivery_that_keeps_failing_backs_off_then_keeps_the_results_as_u
     assert sink.fail_deliveries == 98
     await eng.tracker.sweep_once()
     assert sink.fail_deliveries == 98  # within the backoff: not tried again
-    monkeypatch.setattr(tracker_module, "DELIVERY_BACKOFF_BASE", 0.0)
+    monkeypatch.setattr(outbox_module, "DELIVERY_BACKOFF_BASE", 0.0)
     eng.tracker.outbox._failures[job.id] = (2, 0.0)
     await eng.tracker.sweep_once()
     await eng.tracker.sweep_once()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bot.core.errors import Failure, UserFacingError
 from bot.core.models import ClipResult, Job, JobState, Payer
@@ -18,6 +19,8 @@ from bot.core.sink import Delivered
 from bot.settings import Settings
 from bot.ui.texts_errors import error_text, failure_text
 from tests.runware_helpers import SIM_KEY
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def make_settings(
@@ -125,3 +128,23 @@ def make_job(**changes: object) -> Job:
         finished_at=JOB_TIME,
     )
     return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def parse_metrics(text: str) -> tuple[Samples, dict[str, str]]:
+    """A /metrics answer read by prometheus_client's own parser: samples by (name, labels), and each family's type."""
+    samples: Samples = {}
+    types: dict[str, str] = {}
+    for family in text_string_to_metric_families(text):
+        types[family.name + ("_total" if family.type == "counter" else "")] = family.type
+        for sample in family.samples:
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            assert key not in samples, f"duplicate sample {key}"
+            samples[key] = sample.value
+    return samples, types
+
+
+def metric_value(samples: Samples | str, name: str, **labels: str) -> float:
+    """One sample's value, from parsed samples or from the /metrics text itself."""
+    if isinstance(samples, str):
+        samples = parse_metrics(samples)[0]
+    return samples[(name, tuple(sorted(labels.items())))]

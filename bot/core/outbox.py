@@ -95,7 +95,7 @@ class Outbox:
                 outcome.result_id, to, message_id=outcome.message_id, channel_id=outcome.channel_id
             )
             if moved and self._metrics is not None:
-                self._metrics.deliveries.inc(outcome=outcome.how)
+                self._metrics.deliveries.labels(outcome=outcome.how).inc()
 
     async def deliver_leftovers(self) -> None:
         by_job: dict[int, list[ClipResult]] = defaultdict(list)

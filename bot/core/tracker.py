@@ -274,7 +274,7 @@ class JobTracker:
         """Settle the hold (Runware's cost, else the estimate) and count it as real or simulated spend."""
         if await self._ledger.settle(job.id, cost) and self._metrics is not None:
             charged = cost if cost is not None else job.estimate_micros
-            self._metrics.spend_micros.inc(charged, mode="dry_run" if job.dry_run else "real")
+            self._metrics.spend_micros.labels(mode="dry_run" if job.dry_run else "real").inc(charged)
 
     @staticmethod
     def _reason(failures: Sequence[RunwareErrorItem]) -> Failure:

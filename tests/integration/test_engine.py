@@ -18,7 +18,7 @@ from bot.core.errors import JobRejected, OverLimit
 from bot.core.models import JobState, Payer, ResultState
 from bot.core.plans import Requester, VideoOptions
 from bot.simulator.server import RunwareSimulator
-from tests.helpers import Clock, RecordingSink, make_settings, raises_saying
+from tests.helpers import Clock, RecordingSink, make_settings, metric_value, raises_saying
 
 ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))
 
@@ -289,7 +289,7 @@ async def test_webhook_refuses_bad_requests(hooked: tuple[Engine, RecordingSink,
     assert await eng.jobs.results(job.id) == []
     assert sink.delivered == []
     text = await eng.metrics.render()
-    assert 'hailuo_webhooks_total{outcome="bad_secret"} 1' in text
+    assert metric_value(text, "hailuo_webhooks_total", outcome="bad_secret") == 1
 
 
 async def test_restart_resumes_and_delivers_once(sim: RunwareSimulator, db_path: Path) -> None:

@@ -101,6 +101,18 @@ _SCOPE_FILTER: dict[Scope, str] = {
     Scope.SERVER: "payer != 'operator'",
 }
 
+#: Which per-day sums (ledger_days.scope) hold the rows of each limit scope; a role limit counts its member's own.
+_DAY_SCOPE: dict[Scope, str] = {
+    Scope.MEMBER: "member",
+    Scope.ROLE: "member",
+    Scope.CHANNEL: "channel",
+    Scope.SERVER: "server",
+}
+
+
+def _day(at: datetime) -> str:
+    return to_db_time(at)[:10]
+
 
 def _over_limit(limit: Limit, used: Micros, estimate: Micros, resets_at: datetime) -> OverLimit:
     return OverLimit(
@@ -171,15 +183,21 @@ class SpendLedger:
     ) -> tuple[Micros, Micros, datetime, datetime]:
         """(settled, held, window start, window end) of the rows `limit` covers in its window holding `now`."""
         start, end = period_window(limit.period, now)
-        params: list[object] = [guild_id, int(dry_run), to_db_time(start), to_db_time(end)]
         if limit.scope is Scope.ROLE:
             if user_id is None:
                 raise ValueError("a role limit's spend is per member: pass user_id")
-            params.append(user_id)
+            target = user_id
         elif limit.scope in (Scope.MEMBER, Scope.CHANNEL):
-            params.append(limit.target_id)
+            target = limit.target_id
+        else:
+            target = 0
+        # Windows are whole UTC days, so the per-day sums (ledger_days, kept by triggers) add up to the same figures
+        # as the ledger rows of _SCOPE_FILTER in the window, from at most 31 rows whatever the history.
         row = await fetch_one(
-            conn, f"SELECT {_SUMS} FROM ledger WHERE {_WINDOW} AND {_SCOPE_FILTER[limit.scope]}", params
+            conn,
+            "SELECT COALESCE(SUM(settled_micros), 0), COALESCE(SUM(held_micros), 0) FROM ledger_days "
+            "WHERE guild_id = ? AND scope = ? AND target_id = ? AND dry_run = ? AND day >= ? AND day < ?",
+            (guild_id, _DAY_SCOPE[limit.scope], target, int(dry_run), _day(start), _day(end)),
         )
         assert row is not None
         return int(row[0]), int(row[1]), start, end

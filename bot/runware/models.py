@@ -408,16 +408,31 @@ class VideoResultItem(WireResponse):
             and type(raw.get("taskType", "videoInference")) is str
             and (progress is None or type(progress) is int)
         ):
-            values: dict[str, Any] = {"task_uuid": raw["taskUUID"], "status": "processing"}
+            # What model_construct builds, without its per-field default lookups (it costs as much as validating).
+            values = dict(_ITEM_DEFAULTS)
+            values["task_uuid"], values["status"] = raw["taskUUID"], "processing"
+            fields_set = {"task_uuid", "status"}  # the fields model_validate marks as set
             if "taskType" in raw:
                 values["task_type"] = raw["taskType"]
+                fields_set.add("task_type")
             if "progress" in raw:
                 values["progress"] = progress
-            return cls.model_construct(**values)  # the fields set are those model_validate would set
+                fields_set.add("progress")
+            item = cls.__new__(cls)
+            object.__setattr__(item, "__dict__", values)
+            object.__setattr__(item, "__pydantic_fields_set__", fields_set)
+            object.__setattr__(item, "__pydantic_extra__", {})
+            object.__setattr__(item, "__pydantic_private__", None)
+            return item
         return cls.model_validate(raw)
 
 
 _PLAIN_ITEM_KEYS = frozenset({"taskType", "taskUUID", "status", "progress"})
+#: Every field in declaration order (as model_validate fills __dict__), required ones set by `parse`.
+_ITEM_DEFAULTS: dict[str, Any] = {
+    name: None if info.is_required() else info.get_default(call_default_factory=True)
+    for name, info in VideoResultItem.model_fields.items()
+}
 
 
 class ImageUploadResult(WireResponse):

@@ -105,6 +105,18 @@ class AdminCog(commands.GroupCog, group_name="videoadmin", group_description="Vi
         await defer(interaction)
         await send_ephemeral(interaction, await self.desk.pause(interaction, paused=False))
 
+    @app_commands.command(name="audit", description="Latest changes to limits and settings: when, who, what, old → new")
+    @app_commands.describe(member="Only the changes this moderator made", count="How many changes (1–50, default 20)")
+    async def audit(
+        self,
+        interaction: discord.Interaction[HailuoBot],
+        member: discord.Member | None = None,
+        count: app_commands.Range[int, 1, 50] = 20,
+    ) -> None:
+        await defer(interaction)
+        for page in await self.desk.audit(interaction, member=member, count=count):
+            await send_ephemeral(interaction, page)  # whole rows per message, each within Discord's 2000 characters
+
 
 async def setup(bot: HailuoBot) -> None:
     await bot.add_cog(AdminCog(bot))

@@ -378,6 +378,8 @@ async def test_a_moderators_journey_reads_plainly(
         ("videoadmin moderator-role", {"role": helpers}),
         ("videoadmin pause", {}),
         ("videoadmin resume", {}),
+        ("videoadmin audit", {}),
+        ("videoadmin audit", {"member": carol, "count": 5}),
     ]
     for name, options in steps:
         await ask(fake, name, options, user=mod, channel=w.channel)

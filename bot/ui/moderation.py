@@ -1,0 +1,127 @@
+"""Words of the moderator features: the audit trail, the blocklist, and prices that drifted from the table.
+
+Every text here is sent ephemerally with no allowed mentions; phrases typed by moderators are shown with their
+markdown and mentions escaped, so a listed phrase can never format or ping anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.core.models import Period, Scope, format_usd
+from bot.core.policy import Limit
+from bot.ui.texts import DISCORD_LIMIT, limit_name, ts
+
+if TYPE_CHECKING:
+    from bot.store.guilds import AuditRow
+
+# -- phrases -----------------------------------------------------------------------------------------------------
+
+
+def shown_phrase(phrase: str) -> str:
+    """A member- or moderator-typed phrase, inert: no markdown, no mentions."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(phrase))
+
+
+# -- the audit trail ---------------------------------------------------------------------------------------------
+
+SETTING_LABELS = {
+    "default_resolution": "Default resolution",
+    "default_duration": "Default length",
+    "variations_cap": "Variations cap",
+    "prompt_optimizer": "Prompt optimizer",
+    "safety_mode": "Safety checks",
+    "concurrent_per_member": "Unfinished jobs per member",
+    "moderator_role_id": "Moderator role",
+    "paused": "New jobs",
+}
+CHANNEL_FLAGS = {"allowed": "allowed", "threads": "thread per job", "pool": "team pool"}
+
+
+def _setting_value(name: str, value: str | None) -> str:
+    if value is None:
+        return "none" if name == "moderator_role_id" else "the default"
+    if name == "prompt_optimizer":
+        return "on" if value == "1" else "off"
+    if name == "paused":
+        return "paused" if value == "1" else "running"
+    if name == "default_duration":
+        return f"{value} s"
+    if name == "moderator_role_id":
+        return f"<@&{value}>"
+    return value
+
+
+def _money(value: str | None) -> str:
+    if value is None:
+        return "none"
+    try:
+        return format_usd(int(value))
+    except ValueError:
+        return value
+
+
+def _plain(value: str | None) -> str:
+    return "none" if value is None else shown_phrase(value)
+
+
+def audit_change(row: AuditRow) -> str:
+    """What one audit row changed, old → new, in the words the commands use."""
+    action, target, old, new = row.action, row.target, row.old_value, row.new_value
+    if action == "setting":
+        label = SETTING_LABELS.get(target, target.replace("_", " ").capitalize())
+        return f"{label}: {_setting_value(target, old)} → {_setting_value(target, new)}"
+    if action == "channel":
+        channel, _, flag = target.partition(":")
+        word = CHANNEL_FLAGS.get(flag, flag.replace("_", " "))
+        onoff = {"1": "on", "0": "off"}
+        return f"<#{channel}> {word}: {onoff.get(old or '', _plain(old))} → {onoff.get(new or '', _plain(new))}"
+    if action in ("limit.set", "limit.clear"):
+        try:
+            scope, target_id, period = target.split(":")
+            name = limit_name(Limit(Scope(scope), int(target_id), Period(period), 0), row.guild_id)
+        except ValueError:
+            name = f"limit {target}"
+        verb = "cleared" if action == "limit.clear" else "set"
+        return f"{name[0].upper()}{name[1:]} {verb}: {_money(old)} → {_money(new)}"
+    if action == "blocklist.add":
+        return f"Blocked phrase added: “{_plain(new)}”"
+    if action == "blocklist.remove":
+        return f"Blocked phrase removed: “{_plain(old)}”"
+    what = f"{action} {target}".replace("_", " ").replace(".", " ").strip()
+    return f"{what[0].upper()}{what[1:]}: {_plain(old)} → {_plain(new)}"
+
+
+def audit_line(row: AuditRow) -> str:
+    """One row: when (a Discord timestamp), who, what, old → new."""
+    return f"• {ts(row.at, 'f')} · <@{row.actor_id}> · {audit_change(row)}"
+
+
+def audit_pages(rows: Sequence[AuditRow], *, member_id: int | None, limit: int = DISCORD_LIMIT) -> list[str]:
+    """The audit answer as messages of whole rows, each within Discord's limit; the first has the heading."""
+    by = f" by <@{member_id}>" if member_id is not None else ""
+    if not rows:
+        return [f"No changes{by} are recorded in this server yet."]
+    count = f"{len(rows)} change{'s' if len(rows) != 1 else ''}"
+    head = f"**Latest {count}{by}**, newest first (times in your time zone):"
+    lines = [audit_line(row) for row in rows]
+    pages: list[list[str]] = [[]]
+    room = limit - len(head) - 40  # the heading and a "(part n of m)" tag
+    used = 0
+    for line in lines:
+        line = line if len(line) <= room else line[: room - 1] + "…"
+        if pages[-1] and used + len(line) + 1 > room:
+            pages.append([])
+            used = 0
+        pages[-1].append(line)
+        used += len(line) + 1
+    total = len(pages)
+    out = []
+    for n, page in enumerate(pages, start=1):
+        tag = f" (part {n} of {total})" if total > 1 else ""
+        first = head + tag if n == 1 else f"**Audit, continued**{tag}:"
+        out.append("\n".join([first, *page]))
+    return out

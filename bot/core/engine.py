@@ -15,6 +15,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from bot import logs
+from bot.core.blocklist import BlocklistGuard
 from bot.core.errors import UserFacingError
 from bot.core.metrics import Metrics
 from bot.core.models import Period, usd_to_micros, utc_now
@@ -26,6 +27,7 @@ from bot.runware.errors import RunwareError
 from bot.runware.models import VideoInferenceTask
 from bot.settings import Settings
 from bot.simulator.server import RunwareSimulator
+from bot.store.blocklist import BlocklistStore
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.jobs import JobStore
 from bot.store.ledger import SpendLedger
@@ -104,6 +106,7 @@ class Engine:
                 variations_cap=s.limits.variations_cap, concurrent_per_member=s.limits.concurrent_per_member
             ),
         )
+        self.blocklists = BlocklistStore(self.db, clock=self._clock)
 
         base_url, api_key = s.runware.api_base, s.runware.api_key.get_secret_value()
         if s.dry_run:
@@ -151,6 +154,7 @@ class Engine:
             tracker=self.tracker,
             webhook_url=self.webhook_url,
             clock=self._clock,
+            blocklist=BlocklistGuard(self.blocklists),
         )
         self.tracker.before_sweep = self.service.recover_reserved
         self.tracker.in_flight = self.service.in_flight

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bot.core.blocklist import BlocklistGuard
 from bot.core.crashpoints import crash_point
 from bot.core.errors import InputError, NotAllowed, NotFound, Paused, UserFacingError
 from bot.core.models import ImageInput, Job, JobState, Payer, SafetyMode, utc_now
@@ -117,8 +118,10 @@ class VideoService:
         tracker: JobTracker,
         webhook_url: str | None = None,
         clock: Callable[[], datetime] = utc_now,
+        blocklist: BlocklistGuard | None = None,
     ) -> None:
         self._settings = settings
+        self.blocklist = blocklist  # checked in plan(): every way in (/video, buttons, modals) passes there
         self._jobs = jobs
         self._ledger = ledger
         self._guilds = guilds
@@ -145,6 +148,8 @@ class VideoService:
         else:
             cfg = await self._guilds.get(who.guild_id)
             rule = await self._channel_rules(cfg, who)
+            if self.blocklist is not None:  # before anything is reserved or uploaded
+                await self.blocklist.check(who.guild_id, prompt)
         resolution = opts.resolution or cfg.default_resolution
         if opts.duration is not None:
             duration = opts.duration

@@ -26,6 +26,11 @@ def shown_phrase(phrase: str) -> str:
     return discord.utils.escape_mentions(discord.utils.escape_markdown(phrase))
 
 
+def blocked_prompt_text(phrase: str) -> str:
+    """SPEC §4a's refusal of a prompt holding a listed phrase (the phrase as the moderators listed it)."""
+    return f"This server does not allow “{shown_phrase(phrase)}” in prompts."
+
+
 # -- the audit trail ---------------------------------------------------------------------------------------------
 
 SETTING_LABELS = {
@@ -125,3 +130,47 @@ def audit_pages(rows: Sequence[AuditRow], *, member_id: int | None, limit: int =
         first = head + tag if n == 1 else f"**Audit, continued**{tag}:"
         out.append("\n".join([first, *page]))
     return out
+
+
+# -- the blocklist -----------------------------------------------------------------------------------------------
+
+
+def blocklist_text(phrases: Sequence[str], cap: int) -> str:
+    """/videoadmin blocklist list: every phrase, within one message (the longest list is cut with a count)."""
+    if not phrases:
+        return "No phrases are blocked in this server. Add one with /videoadmin blocklist add."
+    head = f"**Blocked phrases** ({len(phrases)} of {cap}); prompts holding any of them are refused:"
+    lines = [head]
+    used = len(head)
+    for n, phrase in enumerate(phrases):
+        line = f"• “{shown_phrase(phrase)}”"
+        rest = len(phrases) - n
+        if used + len(line) + 1 > DISCORD_LIMIT - 40:
+            lines.append(f"…and {rest} more.")
+            break
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join(lines)
+
+
+def blocklist_added_text(phrase: str, count: int, cap: int) -> str:
+    return (
+        f"✅ Blocked “{shown_phrase(phrase)}”: prompts holding it as a word or phrase, in any case or width, are "
+        f"refused from now on ({count} of {cap} phrases)."
+    )
+
+
+def blocklist_already_text(phrase: str) -> str:
+    return f"“{shown_phrase(phrase)}” is already blocked, so nothing changed."
+
+
+def blocklist_removed_text(phrase: str, count: int) -> str:
+    left = f"{count} phrase{'s' if count != 1 else ''} still blocked" if count else "no phrases are blocked now"
+    return f"✅ Removed “{shown_phrase(phrase)}” from the blocklist ({left})."
+
+
+def blocklist_missing_text(phrase: str) -> str:
+    return (
+        f"“{shown_phrase(phrase)}” is not on this server's blocklist, so nothing changed. "
+        "See /videoadmin blocklist list."
+    )

@@ -9,7 +9,9 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot.core.blocklist import BlockedPrompt
 from bot.core.errors import UserFacingError
+from bot.ui.moderation import blocked_prompt_text
 from bot.ui.texts import fit
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,8 @@ def message_for(error: BaseException) -> tuple[str, bool]:
         inner = error.__cause__ or getattr(error, "original", None)
         if isinstance(inner, BaseException):
             error = inner
+    if isinstance(error, BlockedPrompt):  # the phrase is moderator-typed text: shown inert
+        return blocked_prompt_text(error.phrase), True
     if isinstance(error, UserFacingError):
         return error.message, True
     if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):

@@ -79,6 +79,11 @@ SPEC_COMMANDS: dict[str, list[Option] | Subcommands] = {
         "resume": [],
         # SPEC §4a
         "audit": [("member", USER, False, None), ("count", INTEGER, False, None)],
+        "blocklist": {
+            "add": [("phrase", STRING, True, None)],
+            "remove": [("phrase", STRING, True, None)],
+            "list": [],
+        },
     },
 }
 
@@ -124,6 +129,9 @@ def assert_spec_shape(registered: list[dict[str, Any]]) -> None:
     admin = {o["name"]: o for o in commands["videoadmin"]["options"]}
     count = {o["name"]: o for o in admin["audit"]["options"]}["count"]
     assert (count.get("min_value"), count.get("max_value")) == (1, 50), "default 20, at most 50"
+    for sub in admin["blocklist"]["options"]:
+        for phrase in sub.get("options") or []:
+            assert (phrase.get("min_length"), phrase.get("max_length")) == (1, 100), "phrases are 1–100 characters"
 
 
 async def test_registered_commands_have_the_exact_shape_of_spec_section_4(
@@ -172,6 +180,9 @@ async def test_every_command_defers_ephemerally_and_answers_ephemerally(
         ("videoadmin pause", {}),
         ("videoadmin resume", {}),
         ("videoadmin audit", {}),
+        ("videoadmin blocklist add", {"phrase": "tuba"}),
+        ("videoadmin blocklist list", {}),
+        ("videoadmin blocklist remove", {"phrase": "tuba"}),
     ]
     for name, options in calls:
         h = await fake_discord.send_command(name, options, user=w.moderator, channel=w.channel)

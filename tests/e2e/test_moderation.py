@@ -32,6 +32,9 @@ MODERATOR_COMMANDS: list[tuple[str, dict[str, Any]]] = [
     ("videoadmin pause", {}),
     ("videoadmin resume", {}),
     ("videoadmin audit", {}),
+    ("videoadmin blocklist add", {"phrase": "tuba"}),
+    ("videoadmin blocklist remove", {"phrase": "tuba"}),
+    ("videoadmin blocklist list", {}),
 ]
 
 

@@ -378,11 +378,20 @@ async def test_a_moderators_journey_reads_plainly(
         ("videoadmin moderator-role", {"role": helpers}),
         ("videoadmin pause", {}),
         ("videoadmin resume", {}),
+        ("videoadmin blocklist list", {}),
+        ("videoadmin blocklist add", {"phrase": "Tuba"}),
+        ("videoadmin blocklist add", {"phrase": "tuba"}),
+        ("videoadmin blocklist add", {"phrase": "red _panda_"}),
+        ("videoadmin blocklist list", {}),
+        ("videoadmin blocklist remove", {"phrase": "red _panda_"}),
+        ("videoadmin blocklist remove", {"phrase": "red _panda_"}),
         ("videoadmin audit", {}),
         ("videoadmin audit", {"member": carol, "count": 5}),
     ]
     for name, options in steps:
         await ask(fake, name, options, user=mod, channel=w.channel)
+    refused = await ask(fake, "video", {"prompt": "a TUBA in the fog"}, user=alice, channel=studio)
+    assert refused == "This server does not allow “Tuba” in prompts."
     # Jobs in a thread channel and a pool, then the report and /usage as the pool and for a member.
     await ask(fake, "video", {"prompt": "a @here thread about #general ideas"}, user=alice, channel=studio)
     await ask(fake, "video", {"prompt": "a team idea"}, user=alice, channel=pool)

@@ -1,0 +1,20 @@
+-- Moderator features (SPEC §4a): the blocklist of phrases kept out of prompts.
+-- Portable SQL (SQLite and PostgreSQL alike).
+
+-- One row per blocked phrase. `phrase` is as the moderator listed it (shown in refusals); `phrase_key` is its
+-- NFKC-casefolded form, so `CAT` and `Ｃａｔ` are the same entry.
+CREATE TABLE blocklist (
+    guild_id    INTEGER NOT NULL,
+    phrase_key  TEXT    NOT NULL,
+    phrase      TEXT    NOT NULL,
+    added_by    INTEGER NOT NULL,
+    added_at    TEXT    NOT NULL,
+    PRIMARY KEY (guild_id, phrase_key)
+);
+
+-- Bumped by every change to a server's blocklist in the same transaction: a process keeps its compiled matcher
+-- while the number it reads here is the one it compiled, so no process serves a stale list.
+CREATE TABLE blocklist_versions (
+    guild_id  INTEGER PRIMARY KEY,
+    version   INTEGER NOT NULL
+);

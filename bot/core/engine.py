@@ -19,6 +19,8 @@ from bot.core.blocklist import BlocklistGuard
 from bot.core.errors import UserFacingError
 from bot.core.metrics import Metrics
 from bot.core.models import Period, usd_to_micros, utc_now
+from bot.core.policy import price_table_micros
+from bot.core.pricing import PriceBook
 from bot.core.service import VideoService
 from bot.core.sink import JobSink
 from bot.core.tracker import JobTracker
@@ -31,6 +33,7 @@ from bot.store.blocklist import BlocklistStore
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.jobs import JobStore
 from bot.store.ledger import SpendLedger
+from bot.store.spend import SpendFigures
 from bot.store.sqlite.db import Database, SchemaError
 from bot.web.webhook import WebhookDeps, WebhookServer, webhook_url
 
@@ -107,6 +110,8 @@ class Engine:
             ),
         )
         self.blocklists = BlocklistStore(self.db, clock=self._clock)
+        self.spend = SpendFigures(self.db)
+        self.prices = PriceBook(price_table_micros(s.pricing), self.spend.clip_costs, dry_run=s.dry_run)
 
         base_url, api_key = s.runware.api_base, s.runware.api_key.get_secret_value()
         if s.dry_run:
@@ -155,6 +160,7 @@ class Engine:
             webhook_url=self.webhook_url,
             clock=self._clock,
             blocklist=BlocklistGuard(self.blocklists),
+            prices=self.prices,
         )
         self.tracker.before_sweep = self.service.recover_reserved
         self.tracker.in_flight = self.service.in_flight

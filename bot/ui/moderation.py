@@ -16,6 +16,7 @@ from bot.core.policy import Limit
 from bot.ui.texts import DISCORD_LIMIT, limit_name, ts
 
 if TYPE_CHECKING:
+    from bot.core.pricing import PriceDrift
     from bot.store.guilds import AuditRow
 
 # -- phrases -----------------------------------------------------------------------------------------------------
@@ -174,3 +175,25 @@ def blocklist_missing_text(phrase: str) -> str:
         f"“{shown_phrase(phrase)}” is not on this server's blocklist, so nothing changed. "
         "See /videoadmin blocklist list."
     )
+
+
+# -- prices ------------------------------------------------------------------------------------------------------
+
+
+def size_words(size: str) -> str:
+    """'768p-6' as '768p 6 s'."""
+    resolution, _, seconds = size.partition("-")
+    return f"{resolution} {seconds} s" if seconds else size
+
+
+def price_drift_lines(drifts: Sequence[PriceDrift]) -> list[str]:
+    """Sizes whose reported cost is more than 5 % off the configured price, with both figures."""
+    if not drifts:
+        return []
+    lines = ["**Prices that differ from what Runware charged** (reservations use the larger figure):"]
+    for d in drifts:
+        lines.append(
+            f"• {size_words(d.size)}: configured {format_usd(d.configured_micros)} a clip, Runware charged "
+            f"{format_usd(d.reported_micros)} (median of the last {d.samples}, {d.percent:+.0f} %)"
+        )
+    return lines

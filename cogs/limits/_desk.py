@@ -16,6 +16,7 @@ from bot.core.models import Micros, Payer, Period, Scope, format_usd, usd_to_mic
 from bot.core.policy import Limit, period_window
 from bot.ui.chart import render_spend_chart
 from bot.ui.checks import EngineHost, guild_of
+from bot.ui.moderation import price_drift_lines
 from bot.ui.texts import (
     PERIOD_NOUNS,
     PERIOD_WORDS,
@@ -158,12 +159,12 @@ class LimitsDesk:
         return fit("\n".join(await self._in_force(gid, limit_target(gid, member, role, channel))))
 
     async def limits_report(self, interaction: discord.Interaction[Any], *, period: str | None) -> tuple[str, bytes]:
-        gid = guild_of(interaction)
+        gid, engine = guild_of(interaction), self.engine
         p = Period(period or Period.MONTH)
-        report = await self.engine.ledger.report(gid, p, utcnow(), dry_run=self.engine.settings.dry_run)
+        report = await engine.ledger.report(gid, p, utcnow(), dry_run=engine.settings.dry_run)
         title = f"Video spend per day, {PERIOD_NOUNS[p]} (UTC)"
         png = await asyncio.to_thread(render_spend_chart, report.daily, title=title)
-        return report_text(report), png
+        return report_text(report, price_drift_lines(await engine.prices.drifts())), png
 
     async def _in_force(self, gid: int, target: LimitTarget) -> list[str]:
         """The limits that apply to a target, each with spent, reserved, left and reset time."""

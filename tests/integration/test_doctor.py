@@ -69,6 +69,7 @@ async def test_all_good_prints_one_line_per_check_and_exits_zero(settings_for: A
     assert [line.split("]")[1].split(":")[0].strip() for line in lines[:-1]] == [
         "config",
         "database",
+        "prices",
         "discord",
         "runware",
         "webhook",
@@ -240,8 +241,9 @@ def test_cli_doctor_prints_findings_only_and_exits_non_zero(
     assert code == 1
     assert out[0].startswith("[ok  ] config: loaded from built-in defaults") and "DRY RUN" in out[0]
     assert out[1].startswith("[ok  ] database:")
-    assert out[2].startswith("[FAIL] discord: DISCORD_TOKEN is not set")
-    assert out[3].startswith("[ok  ] runware: dry run")
-    assert out[4].startswith("[ok  ] webhook:")
-    assert out[5].startswith("1 problem(s) found")
-    assert len(out) == 6  # no log lines among the findings
+    assert out[2].startswith("[ok  ] prices: [pricing] is within 5 % of what Runware reported")
+    assert out[3].startswith("[FAIL] discord: DISCORD_TOKEN is not set")
+    assert out[4].startswith("[ok  ] runware: dry run")
+    assert out[5].startswith("[ok  ] webhook:")
+    assert out[6].startswith("1 problem(s) found")
+    assert len(out) == 7  # no log lines among the findings

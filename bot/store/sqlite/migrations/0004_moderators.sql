@@ -1,4 +1,5 @@
--- Moderator features (SPEC §4a): the blocklist of phrases kept out of prompts.
+-- Moderator features (SPEC §4a): the blocklist of phrases kept out of prompts, and an index for prices that
+-- follow what Runware reports.
 -- Portable SQL (SQLite and PostgreSQL alike).
 
 -- One row per blocked phrase. `phrase` is as the moderator listed it (shown in refusals); `phrase_key` is its
@@ -18,3 +19,6 @@ CREATE TABLE blocklist_versions (
     guild_id  INTEGER PRIMARY KEY,
     version   INTEGER NOT NULL
 );
+
+-- The last reported costs of one size (resolution and duration), newest first.
+CREATE INDEX jobs_by_size ON jobs (resolution, duration, dry_run, state, id);

@@ -326,5 +326,5 @@ def report_text(report: SpendReport, extra: Sequence[str] = ()) -> str:
             f"{r.operator.jobs} job{'s' if r.operator.jobs != 1 else ''}"
         )
     lines += extra
-    lines.append("Spend per day is in the attached chart.")
+    lines.append(f"Spend per {'hour' if r.period is Period.DAY else 'day'} is in the attached chart.")
     return fit("\n".join(lines))

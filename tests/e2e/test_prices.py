@@ -1,11 +1,16 @@
-"""Prices that follow Runware (SPEC §4a), end to end: the real bot, the loopback Discord, the Runware simulator
-reporting its own costs, and a real SQLite file."""
+"""Prices that follow Runware (SPEC §4a), and /limits report's operator line and per-period chart, end to end: the
+real bot, the loopback Discord, the Runware simulator reporting its own costs, and a real SQLite file."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+from PIL import Image
+
+from bot.core.service import VideoOptions
 from bot.doctor import check_prices, run_checks
+from bot.generate import OPERATOR
 from bot.simulator.server import RunwareSimulator
 from tests.e2e.conftest import BotFactory, LoopbackBot
 from tests.e2e.video_support import ledger, result_messages, video_tasks
@@ -98,3 +103,29 @@ async def test_a_price_within_five_percent_is_not_reported_and_reserves_the_conf
     assert "Prices that differ" not in report
     found = await check_prices(bot.engine.settings)
     assert found.ok and not found.warning and "within 5 %" in found.text
+
+
+async def test_the_report_shows_the_operators_spend_apart_and_charts_the_chosen_period(
+    make_bot: BotFactory, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    fake, w = fake_discord, discord_world
+    bot = await make_bot(runware={"poll_interval": 3600})
+    await ask(fake, "video", {"prompt": "a lantern"}, user=w.member, channel=w.channel)
+    # The operator's `hailuo-bot generate` path (planned and reserved as the CLI does): guild 0, payer operator.
+    service = bot.engine.service
+    plan = await service.plan(VideoOptions(prompt="an operator's test clip", variations=2), OPERATOR, operator=True)
+    await service.reserve(plan)
+
+    charts: dict[str, bytes] = {}
+    for period in ("day", "week", "month"):
+        answer = await ask(fake, "limits report", {"period": period}, user=w.moderator, channel=w.channel)
+        text = answer.content
+        assert "**Total: $0.28** — $0.00 settled + $0.28 reserved · 1 job" in text, text
+        assert "Operator jobs (`hailuo-bot generate`), not in the totals: $0.56 · 1 job" in text, text
+        unit = "hour" if period == "day" else "day"
+        assert text.endswith(f"Spend per {unit} is in the attached chart."), text
+        [chart] = answer.attachments
+        with Image.open(io.BytesIO(chart.data)) as image:
+            assert image.format == "PNG"
+        charts[period] = chart.data
+    assert len(set(charts.values())) == 3, "each period draws its own chart"

@@ -16,7 +16,7 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.core.errors import InputError
 
@@ -47,6 +47,8 @@ class BlocklistFull(InputError):
 def fold(text: str) -> str:
     """NFKC, casefolded, NFKC again, without invisible format characters: the form both sides are compared in."""
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    if folded.isascii():  # the common case: no format characters to drop
+        return folded
     return "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
 
 
@@ -61,6 +63,31 @@ def clean_phrase(text: str) -> str:
 def phrase_key(phrase: str) -> str:
     """The folded form two listings of the same phrase share (`CAT`, `Ｃａｔ` and `cat` are one entry)."""
     return " ".join(fold(phrase).split())
+
+
+def _trie_pattern(keys: Iterable[str]) -> str:
+    """One regex for many phrases, shared prefixes merged (a trie), so each position is tried once, not per phrase.
+
+    Greedy: the longest phrase that ends on a word boundary wins ("red panda" before "red"). A space in a key
+    matches any run of whitespace.
+    """
+    root: dict[str, Any] = {}
+    for key in keys:
+        node = root
+        for ch in key:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a phrase ends here
+
+    def build(node: dict[str, Any]) -> str:
+        branches = [(r"\s+" if ch == " " else re.escape(ch)) + build(node[ch]) for ch in sorted(node) if ch]
+        if not branches:
+            return ""
+        ends_here = "" in node
+        if len(branches) == 1 and not ends_here:
+            return branches[0]
+        return "(?:" + "|".join(branches) + ")" + ("?" if ends_here else "")
+
+    return build(root)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +106,7 @@ class Blocklist:
                 by_key.setdefault(key, phrase)
         if not by_key:
             return cls(None, {})
-        # Longest first, so a longer phrase is the one named when it contains a shorter one.
-        alternatives = [r"\s+".join(map(re.escape, key.split())) for key in sorted(by_key, key=lambda k: (-len(k), k))]
-        pattern = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)")
+        pattern = re.compile(r"(?<!\w)(?:" + _trie_pattern(by_key) + r")(?!\w)")
         return cls(pattern, by_key)
 
     def find(self, prompt: str) -> str | None:

@@ -15,9 +15,9 @@ from bot.store.sqlite.db import Database, from_db_time, to_db_time
 
 #: A settled job's cost and how many clips it made, newest first, for one size.
 CLIP_COSTS = (
-    "SELECT j.id, j.cost_micros, COUNT(r.id) AS clips FROM jobs j JOIN results r ON r.job_id = j.id "
+    "SELECT j.id, j.cost_micros, (SELECT COUNT(*) FROM results r WHERE r.job_id = j.id) AS clips FROM jobs j "
     "WHERE j.resolution = ? AND j.duration = ? AND j.dry_run = ? AND j.state = ? AND j.cost_micros IS NOT NULL "
-    "GROUP BY j.id, j.cost_micros ORDER BY j.id DESC LIMIT ?"
+    "ORDER BY j.id DESC LIMIT ?"
 )
 #: What a ledger row counts as in spend: its charge once settled, its hold while open, nothing once released.
 _AMOUNT = "CASE status WHEN 'settled' THEN charged_micros WHEN 'held' THEN held_micros ELSE 0 END"

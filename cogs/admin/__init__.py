@@ -1,4 +1,5 @@
-"""/videoadmin: server defaults, channel rules, safety, concurrency, moderator role, pause and resume (moderators)."""
+"""/videoadmin: server defaults, channel rules, safety, concurrency, moderator role, pause and resume, the audit
+trail and the blocklist (moderators)."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ class BlockedPrompt(InputError):
     """A prompt holds a phrase the server blocks. Carries the phrase as listed; bot/ui says it in words."""
 
     def __init__(self, phrase: str) -> None:
-        super().__init__(f"This server does not allow “{phrase}” in prompts.")
+        super().__init__("blocked_phrase", phrase=phrase)
         self.phrase = phrase
 
 
@@ -37,10 +37,7 @@ class BlocklistFull(InputError):
     """A server already blocks the most phrases allowed."""
 
     def __init__(self, cap: int) -> None:
-        super().__init__(
-            f"This server already blocks {cap} phrases, the most allowed. Remove one with /videoadmin blocklist "
-            "remove first."
-        )
+        super().__init__("blocklist_full", cap=cap)
         self.cap = cap
 
 
@@ -56,7 +53,7 @@ def clean_phrase(text: str) -> str:
     """A phrase as it will be listed: trimmed, inner whitespace runs as one space, 1–100 characters."""
     phrase = " ".join(text.split())
     if not PHRASE_MIN <= len(phrase) <= PHRASE_MAX or not fold(phrase).strip():
-        raise InputError(f"A blocked phrase must be {PHRASE_MIN} to {PHRASE_MAX} characters. Try a shorter one.")
+        raise InputError("phrase_length", min=PHRASE_MIN, max=PHRASE_MAX)
     return phrase
 
 

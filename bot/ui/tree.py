@@ -9,10 +9,9 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.core.blocklist import BlockedPrompt
 from bot.core.errors import UserFacingError
-from bot.ui.moderation import blocked_prompt_text
 from bot.ui.texts import fit
+from bot.ui.texts_errors import error_text
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +28,8 @@ def message_for(error: BaseException) -> tuple[str, bool]:
         inner = error.__cause__ or getattr(error, "original", None)
         if isinstance(inner, BaseException):
             error = inner
-    if isinstance(error, BlockedPrompt):  # the phrase is moderator-typed text: shown inert
-        return blocked_prompt_text(error.phrase), True
     if isinstance(error, UserFacingError):
-        return error.message, True
+        return error_text(error), True
     if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
         return "This command is being updated and can't run right now. Try again in a minute.", True
     if isinstance(error, app_commands.NoPrivateMessage):

@@ -58,7 +58,9 @@ def _setting_value(name: str, value: str | None) -> str:
         return f"{value} s"
     if name == "moderator_role_id":
         return f"<@&{value}>"
-    return value
+    if name.endswith("_micros"):  # money settings (e.g. a confirmation threshold)
+        return _money(value)
+    return shown_phrase(value)
 
 
 def _money(value: str | None) -> str:
@@ -78,7 +80,7 @@ def audit_change(row: AuditRow) -> str:
     """What one audit row changed, old → new, in the words the commands use."""
     action, target, old, new = row.action, row.target, row.old_value, row.new_value
     if action == "setting":
-        label = SETTING_LABELS.get(target, target.replace("_", " ").capitalize())
+        label = SETTING_LABELS.get(target, target.removesuffix("_micros").replace("_", " ").capitalize())
         return f"{label}: {_setting_value(target, old)} → {_setting_value(target, new)}"
     if action == "channel":
         channel, _, flag = target.partition(":")

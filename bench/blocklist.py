@@ -21,7 +21,7 @@ from pathlib import Path
 from bot.core.blocklist import Blocklist, BlocklistGuard
 from bot.core.pricing import PriceBook
 from bot.store.blocklist import BlocklistStore
-from bot.store.spend import SpendFigures
+from bot.store.figures import SpendFigures
 from bot.store.sqlite.db import Database
 
 GUILD = 1000

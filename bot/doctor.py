@@ -18,7 +18,7 @@ from bot.core.pricing import DRIFT_PERCENT, MEDIAN_OF, PriceBook
 from bot.runware.client import RunwareClient
 from bot.runware.errors import ErrorKind, RunwareError
 from bot.settings import Settings
-from bot.store.spend import SpendFigures
+from bot.store.figures import SpendFigures
 from bot.store.sqlite.db import Database
 from bot.web.webhook import PROBE_PREFIX, WEBHOOK_PREFIX, probe_body
 

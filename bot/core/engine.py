@@ -31,10 +31,10 @@ from bot.runware.models import VideoInferenceTask
 from bot.settings import Settings
 from bot.simulator.server import RunwareSimulator
 from bot.store.blocklist import BlocklistStore
+from bot.store.figures import SpendFigures
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.jobs import JobStore
 from bot.store.ledger import SpendLedger
-from bot.store.spend import SpendFigures
 from bot.store.sqlite.db import Database, SchemaError
 from bot.web.webhook import WebhookDeps, WebhookServer, webhook_url
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from bot.core.models import JobState, Payer, Period, usd_to_micros
+from bot.store.figures import SpendFigures
 from bot.store.jobs import JobStore
 from bot.store.ledger import SpendLedger
-from bot.store.spend import SpendFigures
 from bot.store.sqlite.db import Database
 from tests.unit.test_ledger import GUILD, job
 

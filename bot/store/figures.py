@@ -1,4 +1,4 @@
-"""SpendFigures: the figures moderators' reports and the price book read beside the ledger's own report.
+"""SpendFigures: what the price book and the moderators' reports read beside the ledger's own report.
 
 Portable SQL only (SQLite and PostgreSQL alike): no date functions, no SQLite-only aggregates; medians and time
 buckets are computed in Python over the few rows returned.

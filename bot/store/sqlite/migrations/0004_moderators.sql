@@ -1,5 +1,5 @@
--- Moderator features (SPEC §4a): the blocklist of phrases kept out of prompts, and an index for prices that
--- follow what Runware reports.
+-- Moderator features (SPEC §4a): the blocklist of phrases kept out of prompts, and indexes for prices that
+-- follow what Runware reports and for one moderator's audit rows.
 -- Portable SQL (SQLite and PostgreSQL alike).
 
 -- One row per blocked phrase. `phrase` is as the moderator listed it (shown in refusals); `phrase_key` is its
@@ -22,3 +22,6 @@ CREATE TABLE blocklist_versions (
 
 -- The last reported costs of one size (resolution and duration), newest first.
 CREATE INDEX jobs_by_size ON jobs (resolution, duration, dry_run, state, id);
+
+-- /videoadmin audit member: one moderator's latest changes.
+CREATE INDEX audit_by_actor ON audit (guild_id, actor_id, id);

@@ -17,9 +17,12 @@ import asyncpg
 from pydantic import ValidationError
 
 from bot import logs
+from bot.core.blocklist import BlocklistGuard
 from bot.core.errors import UserFacingError
 from bot.core.metrics import Metrics
 from bot.core.models import Period, usd_to_micros, utc_now
+from bot.core.policy import price_table_micros
+from bot.core.pricing import PriceBook
 from bot.core.recovery import Recovery
 from bot.core.service import VideoService
 from bot.core.sink import JobSink
@@ -29,7 +32,9 @@ from bot.runware.errors import RunwareError
 from bot.runware.models import VideoInferenceTask
 from bot.settings import Settings
 from bot.simulator.server import RunwareSimulator
+from bot.store.blocklist import BlocklistStore
 from bot.store.driver import SchemaError
+from bot.store.figures import SpendFigures
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.interface import Database, Guilds, Jobs, Ledger, open_database
 from bot.store.jobs import JobStore
@@ -105,6 +110,9 @@ class Engine:
                 variations_cap=s.limits.variations_cap, concurrent_per_member=s.limits.concurrent_per_member
             ),
         )
+        self.blocklists = BlocklistStore(self.db, clock=self._clock)
+        self.spend = SpendFigures(self.db)
+        self.prices = PriceBook(price_table_micros(s.pricing), self.spend.clip_costs, dry_run=s.dry_run)
 
         base_url, api_key = s.runware.api_base, s.runware.api_key.get_secret_value()
         if s.dry_run:
@@ -152,6 +160,8 @@ class Engine:
             tracker=self.tracker,
             webhook_url=self.webhook_url,
             clock=self._clock,
+            blocklist=BlocklistGuard(self.blocklists),
+            prices=self.prices,
         )
         self.recovery = Recovery(
             settings=s,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,10 +44,22 @@ def resolution_of(width: int, height: int) -> str | None:
     return None
 
 
+#: Characters Unicode does not class as space or format but that render as nothing (Hangul fillers, Braille blank).
+_BLANK_LOOKALIKES = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(char: str) -> bool:
+    """False for spaces, separators, control and format characters (zero-width ones) and the blank look-alikes."""
+    return char not in _BLANK_LOOKALIKES and unicodedata.category(char)[0] not in ("Z", "C") and not char.isspace()
+
+
 def clean_prompt(prompt: str) -> str:
-    """Trim and check a prompt's length (2–2000 characters), or raise InputError saying what to change."""
+    """Trim and check a prompt's length (2–2000 characters), or raise InputError saying what to change.
+
+    A prompt with no visible character (only zero-width spaces, U+3164, U+2800 ...) is empty.
+    """
     text = prompt.strip()
-    if not text:
+    if not any(_visible(c) for c in text):
         raise InputError("The prompt is empty. Describe the clip you want, in at least 2 characters.")
     if len(text) < PROMPT_MIN:
         raise InputError(f"The prompt is too short ({len(text)} character). Use at least {PROMPT_MIN} characters.")
@@ -192,4 +205,5 @@ def left_micros(limit: Limit, spent_micros: Micros) -> Micros:
 
 
 def fits(limit: Limit, spent_micros: Micros, estimate: Micros) -> bool:
-    return spent_micros + estimate <= limit.amount_micros
+    """Whether a job of `estimate` still fits under `limit`. A $0 limit blocks every job, even a $0-priced one."""
+    return limit.amount_micros > 0 and spent_micros + estimate <= limit.amount_micros

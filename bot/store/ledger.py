@@ -241,10 +241,19 @@ class SpendLedger:
                     if not fits(limit, settled + held, job.estimate_micros):
                         raise _over_limit(limit, settled + held, job.estimate_micros, end)
             if concurrency_cap is not None:
+                # Every job that still runs at Runware counts: a cancelled one too, until its hold closes.
                 row = await fetch_one(
                     conn,
-                    "SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND state IN (?, ?)",
-                    (job.guild_id, job.user_id, str(JobState.RESERVED), str(JobState.SUBMITTED)),
+                    "SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND (state IN (?, ?) OR "
+                    "(state = ? AND EXISTS (SELECT 1 FROM ledger WHERE ledger.job_id = jobs.id "
+                    "AND ledger.status = 'held')))",
+                    (
+                        job.guild_id,
+                        job.user_id,
+                        str(JobState.RESERVED),
+                        str(JobState.SUBMITTED),
+                        str(JobState.CANCELLED),
+                    ),
                 )
                 running = int(row[0]) if row is not None else 0
                 if running >= concurrency_cap:

@@ -15,7 +15,7 @@ from aiohttp import web
 from bot.runware.client import RunwareClient
 from bot.runware.errors import ErrorKind, RunwareError
 from bot.settings import Settings
-from bot.store.sqlite.db import Database
+from bot.store.sqlite.db import Database, open_problem
 from bot.web.webhook import PROBE_PREFIX, WEBHOOK_PREFIX, probe_body
 
 DISCORD_API = "https://discord.com/api/v10"
@@ -65,11 +65,7 @@ async def check_database(settings: Settings) -> Finding:
         await db.check_writable()
         return Finding("database", True, f"{path} is writable and migrated (schema version {db.schema_version})")
     except Exception as exc:  # any failure here is the finding itself
-        return Finding(
-            "database",
-            False,
-            f"{path} can't be used ({_why(exc)}): make its folder writable by this user, or set database.path",
-        )
+        return Finding("database", False, open_problem(path, exc))
     finally:
         await db.close()
 

@@ -29,7 +29,7 @@ from bot.simulator.server import RunwareSimulator
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.jobs import JobStore
 from bot.store.ledger import SpendLedger
-from bot.store.sqlite.db import Database, SchemaError
+from bot.store.sqlite.db import Database, SchemaError, open_problem
 from bot.web.webhook import WebhookDeps, WebhookServer, webhook_url
 
 log = logging.getLogger(__name__)
@@ -86,13 +86,8 @@ class Engine:
         self.db = Database(s.database.path)
         try:
             await self.db.open()
-        except SchemaError as exc:
-            raise StartupError(f"database: {exc}") from exc
-        except (OSError, sqlite3.Error) as exc:
-            raise StartupError(
-                f"the database {s.database.path} can't be opened ({_why(exc)}): make its folder writable by this "
-                "user or set database.path (run `hailuo-bot doctor` for details)"
-            ) from exc
+        except (SchemaError, OSError, sqlite3.Error) as exc:
+            raise StartupError(open_problem(s.database.path, exc)) from exc
         stack.push_async_callback(self.db.close)
         log.info("database %s ready (schema version %d)", s.database.path, self.db.schema_version)
 

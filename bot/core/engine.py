@@ -15,6 +15,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from bot import logs
+from bot.core.clips import ClipHosts
 from bot.core.errors import UserFacingError
 from bot.core.metrics import Metrics
 from bot.core.models import Period, usd_to_micros, utc_now
@@ -119,6 +120,8 @@ class Engine:
         )
         await self.runware.start()
         stack.push_async_callback(self.runware.close)
+        #: Where clip URLs may point: the configured hosts and Runware's own API host (the simulator in a dry run).
+        self.clip_hosts = ClipHosts(s.delivery.clip_hosts, base_url)
         if self.simulator is not None:
             await self._replay_dry_run_tasks()
 
@@ -136,7 +139,9 @@ class Engine:
             clock=self._clock,
             metrics=self.metrics,
             dry_run=s.dry_run,
+            delivery_workers=s.delivery.download_workers,
         )
+        stack.push_async_callback(self.tracker.delivery_pool.stop, 10.0)
         self.service = VideoService(
             settings=s,
             jobs=self.jobs,
@@ -159,6 +164,8 @@ class Engine:
                 metrics=self.metrics,
                 health=self.health,
                 max_body_bytes=s.webhook.max_body_bytes,
+                read_timeout=s.webhook.read_timeout,
+                max_connections=s.webhook.max_connections,
             )
             self.webhook_server = WebhookServer(deps, s.webhook.host, s.webhook.port)
             stack.push_async_callback(self.webhook_server.close)

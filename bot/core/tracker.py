@@ -16,14 +16,14 @@ from datetime import datetime
 
 import aiohttp
 
-from bot.core.background import Loop, TaskGroup
+from bot.core.background import KeyedPool, Loop, TaskGroup
 from bot.core.crashpoints import crash_point
 from bot.core.metrics import Metrics
 from bot.core.models import ClipResult, Job, JobState, ResultState, usd_to_micros, utc_now
 from bot.core.sink import Delivered, JobSink, NullSink
 from bot.runware.client import RunwareClient, TaskStatus
 from bot.runware.errors import RunwareError, classify, user_message_for
-from bot.runware.models import RunwareErrorItem, VideoResultItem
+from bot.runware.results import MAX_RESULT_COST_USD, RunwareErrorItem, VideoResultItem
 from bot.store.jobs import JobStore
 from bot.store.ledger import SpendLedger
 
@@ -35,6 +35,17 @@ NOT_FOUND_STRIKES = 3
 MAX_DELIVERY_FAILURES = 25
 DELIVERY_BACKOFF_BASE = 5.0
 DELIVERY_BACKOFF_MAX = 600.0
+
+
+def sane_cost(job: Job, cost: int | None) -> int | None:
+    """A recorded cost, or None (settle at the estimate) when it can't be a real price: negative, or above the cap
+    for the job's clips. Costs are checked at the edge (bot/runware/results.py); this guards rows from before that."""
+    if cost is None or 0 <= cost <= usd_to_micros(MAX_RESULT_COST_USD) * max(1, job.variations):
+        return cost
+    log.warning(
+        "job=%s task=%s: recorded cost %d µ$ is not a real price; settling at the estimate", job.id, job.task_uuid, cost
+    )
+    return None
 
 
 def _span(seconds: float) -> str:
@@ -58,6 +69,7 @@ class JobTracker:
         clock: Callable[[], datetime] = utc_now,
         metrics: Metrics | None = None,
         dry_run: bool = False,
+        delivery_workers: int = 4,
     ) -> None:
         self._jobs = jobs
         self._metrics = metrics
@@ -72,7 +84,9 @@ class JobTracker:
         self._not_found: defaultdict[int, int] = defaultdict(int)
         self._delivery_failures: dict[int, tuple[int, float]] = {}  # job id -> (failed tries, next try, monotonic)
         self._tasks = TaskGroup("tracker")
-        self.loop = Loop("poll-sweep", self.sweep_once, poll_interval)
+        #: Downloads and posts run here, never in the poll sweep: one slow clip host delays only its own job.
+        self.delivery_pool = KeyedPool("deliveries", self._deliver_job, delivery_workers)
+        self.loop = Loop("poll-sweep", self.poll_once, poll_interval)
         self.deliveries = 0
         self.last_sweep: datetime | None = None
         #: Runs first in every sweep (the service recovers jobs interrupted before Runware acknowledged them).
@@ -92,6 +106,7 @@ class JobTracker:
         if not await self._tasks.drain(drain_timeout):
             log.warning("tracker: background work still running after %.0fs; cancelling it", drain_timeout)
         await self._tasks.cancel_all()
+        await self.delivery_pool.stop(drain_timeout)
 
     @property
     def healthy(self) -> bool:
@@ -107,20 +122,31 @@ class JobTracker:
         await self.deliver_leftovers()
 
     async def reconcile_ledger(self) -> None:
+        """Close the holds of finished jobs. One bad row is logged and left, never stopping the start."""
         for job_id in await self._ledger.held_job_ids():
-            job = await self._jobs.get(job_id)
-            if job is None:
-                continue
-            if job.state is JobState.SUCCEEDED:
-                await self._settle(job, job.cost_micros)
-            elif job.state in (JobState.FAILED, JobState.EXPIRED):
-                await self._ledger.release(job.id)
+            try:
+                job = await self._jobs.get(job_id)
+                if job is None:
+                    continue
+                if job.state is JobState.SUCCEEDED:
+                    await self._settle(job, job.cost_micros)
+                elif job.state in (JobState.FAILED, JobState.EXPIRED):
+                    await self._ledger.release(job.id)
+            except Exception as exc:  # a row this build can't read: the others still settle
+                log.error("job=%s: could not reconcile its hold at start-up (%s: %s)", job_id, type(exc).__name__, exc)
 
     # -- polling -------------------------------------------------------------------------------------------------
 
     async def sweep_once(self) -> None:
+        """One poll round, then wait for the deliveries it handed to the pool (tests and one-shot callers)."""
+        try:
+            await self.poll_once()
+        finally:
+            await self.delivery_pool.idle()
+
+    async def poll_once(self) -> None:
         """One round: ask Runware about every tracked job in batches, expire what is still unfinished past max_wait,
-        deliver leftovers.
+        hand undelivered clips to the delivery pool (without waiting for them).
 
         Overdue jobs are asked about too, before they expire: after a downtime longer than max_wait, Runware may
         have finished (and billed) them, and their clips must be posted and charged, not dropped.
@@ -172,7 +198,7 @@ class JobTracker:
         job = await self._jobs.get(job_id)
         if job is None or job.state not in (JobState.SUBMITTED, JobState.CANCELLED):
             if job is not None and job.state is JobState.SUCCEEDED:
-                await self.deliver(job)
+                self.delivery_pool.submit(job.id)
             return
         stored = await self._jobs.results(job.id)
         if job.state is JobState.SUBMITTED and len(stored) >= job.variations:
@@ -261,7 +287,7 @@ class JobTracker:
             job = await self._jobs.get(job.id) or job
             results = await self._jobs.results(job.id)
             costs = [r.cost_micros for r in results if r.cost_micros is not None]
-            cost = sum(costs) if costs else None
+            cost = sane_cost(job, sum(costs) if costs else None)
             if job.state is not JobState.SUBMITTED:
                 return
             if results:
@@ -277,9 +303,7 @@ class JobTracker:
                 reason = self._reason(failures)
                 await self._fail(job, reason)
                 return
-        fresh = await self._jobs.get(job.id)
-        if fresh is not None:
-            await self.deliver(fresh)
+        self.delivery_pool.submit(job.id)
 
     async def _close_cancelled(self, job: Job, successes: Sequence[VideoResultItem]) -> None:
         """A cancelled job finished at Runware: charge what Runware reports, post nothing."""
@@ -292,6 +316,7 @@ class JobTracker:
 
     async def _settle(self, job: Job, cost: int | None) -> None:
         """Settle the hold (Runware's cost, else the estimate) and count it as real or simulated spend."""
+        cost = sane_cost(job, cost)
         if await self._ledger.settle(job.id, cost) and self._metrics is not None:
             charged = cost if cost is not None else job.estimate_micros
             self._metrics.spend_micros.inc(charged, mode="dry_run" if job.dry_run else "real")
@@ -408,6 +433,10 @@ class JobTracker:
             backoff = self._delivery_failures.get(job_id)
             if backoff is not None and backoff[1] > now:
                 continue  # failed recently: wait out its backoff
-            job = await self._jobs.get(job_id)
-            if job is not None and job.state is JobState.SUCCEEDED:
-                await self.deliver(job)
+            self.delivery_pool.submit(job_id)
+
+    async def _deliver_job(self, job_id: int) -> None:
+        """A delivery pool worker's turn at one job."""
+        job = await self._jobs.get(job_id)
+        if job is not None and job.state is JobState.SUCCEEDED:
+            await self.deliver(job)

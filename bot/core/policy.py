@@ -59,6 +59,8 @@ def clean_prompt(prompt: str) -> str:
     A prompt with no visible character (only zero-width spaces, U+3164, U+2800 ...) is empty.
     """
     text = prompt.strip()
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\r\t" for c in text):
+        raise InputError("The prompt holds control characters. Remove them and send it again.")
     if not any(_visible(c) for c in text):
         raise InputError("The prompt is empty. Describe the clip you want, in at least 2 characters.")
     if len(text) < PROMPT_MIN:
@@ -97,6 +99,16 @@ def period_window(period: Period, now: datetime) -> tuple[datetime, datetime]:
 
 
 # -- prices ----------------------------------------------------------------------------------------------------------
+
+
+#: Most one clip may cost, in micro-dollars: a clip costs well under $1, so anything above is no real price.
+MAX_CLIP_COST_MICROS = 100_000_000
+
+
+def cost_is_sane(cost_micros: Micros, clips: int) -> bool:
+    """A cost recorded for `clips` clips is a real price: not negative, not above the cap per clip. Costs are checked
+    at the edge (bot/runware/results.py); this guards rows written before that."""
+    return 0 <= cost_micros <= MAX_CLIP_COST_MICROS * max(1, clips)
 
 
 def price_table_micros(pricing: Mapping[str, float]) -> dict[str, Micros]:

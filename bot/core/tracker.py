@@ -20,10 +20,11 @@ from bot.core.background import KeyedPool, Loop, TaskGroup
 from bot.core.crashpoints import crash_point
 from bot.core.metrics import Metrics
 from bot.core.models import ClipResult, Job, JobState, ResultState, usd_to_micros, utc_now
+from bot.core.policy import cost_is_sane
 from bot.core.sink import Delivered, JobSink, NullSink
 from bot.runware.client import RunwareClient, TaskStatus
 from bot.runware.errors import RunwareError, classify, user_message_for
-from bot.runware.results import MAX_RESULT_COST_USD, RunwareErrorItem, VideoResultItem
+from bot.runware.results import RunwareErrorItem, VideoResultItem
 from bot.store.jobs import JobStore
 from bot.store.ledger import SpendLedger
 
@@ -38,12 +39,11 @@ DELIVERY_BACKOFF_MAX = 600.0
 
 
 def sane_cost(job: Job, cost: int | None) -> int | None:
-    """A recorded cost, or None (settle at the estimate) when it can't be a real price: negative, or above the cap
-    for the job's clips. Costs are checked at the edge (bot/runware/results.py); this guards rows from before that."""
-    if cost is None or 0 <= cost <= usd_to_micros(MAX_RESULT_COST_USD) * max(1, job.variations):
+    """A recorded cost, or None (settle at the estimate, logged) when it can't be a real price."""
+    if cost is None or cost_is_sane(cost, job.variations):
         return cost
     log.warning(
-        "job=%s task=%s: recorded cost %d µ$ is not a real price; settling at the estimate", job.id, job.task_uuid, cost
+        "job=%s task=%s: recorded cost %d µ$ is no real price; settled at the estimate", job.id, job.task_uuid, cost
     )
     return None
 

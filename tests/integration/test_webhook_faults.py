@@ -16,6 +16,7 @@ import pytest
 from bot.core.engine import Engine
 from bot.core.models import JobState
 from bot.core.service import Requester, VideoOptions
+from bot.settings import URL_SAFE_SECRET
 from bot.simulator.server import RunwareSimulator
 from tests.helpers import RecordingSink, make_settings
 
@@ -221,3 +222,18 @@ async def test_idle_half_requests_beyond_the_cap_do_not_stop_healthz(hooked: tup
     finally:
         for _, writer in half_open:
             writer.close()
+
+
+async def test_a_generated_webhook_secret_is_url_safe(sim: RunwareSimulator, db_path: Path) -> None:
+    port = free_port()
+    settings = make_settings(
+        db_path, sim.base_url, public_url=f"http://127.0.0.1:{port}", webhook={"listen": f"127.0.0.1:{port}"}
+    )
+    eng = Engine(settings)
+    await eng.start(RecordingSink())
+    try:
+        assert eng.webhook_url is not None
+        secret = eng.webhook_url.rsplit("/", 1)[1]
+        assert len(secret) >= 32 and URL_SAFE_SECRET.match(secret)
+    finally:
+        await eng.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.core.errors import InputError
-from bot.core.policy import clean_prompt
+from bot.core.policy import MAX_CLIP_COST_MICROS, clean_prompt, cost_is_sane
 
 
 @pytest.mark.parametrize(
@@ -26,3 +26,18 @@ def test_a_prompt_with_no_visible_character_is_empty(prompt: str) -> None:
 @pytest.mark.parametrize("prompt", ["a fox", "🦊🌨", "雪の狐", "a\u200bfox"])
 def test_a_prompt_with_visible_characters_is_kept(prompt: str) -> None:
     assert clean_prompt(f"  {prompt} ") == prompt
+
+
+@pytest.mark.parametrize("prompt", ["a fox\x00 in snow", "a fox\x1b[31m red", "a\x7ffox"])
+def test_a_prompt_with_control_characters_is_refused(prompt: str) -> None:
+    with pytest.raises(InputError, match="control characters"):
+        clean_prompt(prompt)
+
+
+def test_line_breaks_and_tabs_in_a_prompt_are_fine() -> None:
+    assert clean_prompt("a fox\r\nin\tsnow") == "a fox\r\nin\tsnow"
+
+
+def test_a_cost_is_sane_from_zero_up_to_the_cap_per_clip() -> None:
+    assert cost_is_sane(0, 1) and cost_is_sane(280_000, 1) and cost_is_sane(MAX_CLIP_COST_MICROS * 2, 2)
+    assert not cost_is_sane(-1, 1) and not cost_is_sane(MAX_CLIP_COST_MICROS + 1, 1)

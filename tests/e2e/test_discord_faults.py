@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bot.models import ResultState
-from bot.runware.simulator import RunwareSimulator
 
+from bot.core.models import ResultState
+from bot.simulator.server import RunwareSimulator
 from tests.e2e.conftest import LoopbackBot
 from tests.e2e.video_support import ledger, result_messages, results_after_delivery, status_messages, video, video_tasks
 from tests.fakes.discord import FakeDiscord, FakeMessage, RecordedRequest

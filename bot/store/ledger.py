@@ -242,19 +242,12 @@ class SpendLedger:
                         raise _over_limit(limit, settled + held, job.estimate_micros, end)
             if concurrency_cap is not None:
                 # Every job that still runs at Runware counts: a cancelled one too, until its hold closes.
-                row = await fetch_one(
-                    conn,
-                    "SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND (state IN (?, ?) OR "
-                    "(state = ? AND EXISTS (SELECT 1 FROM ledger WHERE ledger.job_id = jobs.id "
-                    "AND ledger.status = 'held')))",
-                    (
-                        job.guild_id,
-                        job.user_id,
-                        str(JobState.RESERVED),
-                        str(JobState.SUBMITTED),
-                        str(JobState.CANCELLED),
-                    ),
+                running_sql = (
+                    "SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND (state IN (?, ?) OR (state = ? "
+                    "AND EXISTS (SELECT 1 FROM ledger l WHERE l.job_id = jobs.id AND l.status = 'held')))"
                 )
+                states = (str(JobState.RESERVED), str(JobState.SUBMITTED), str(JobState.CANCELLED))
+                row = await fetch_one(conn, running_sql, (job.guild_id, job.user_id, *states))
                 running = int(row[0]) if row is not None else 0
                 if running >= concurrency_cap:
                     raise ConcurrencyLimited(

@@ -166,7 +166,7 @@ class ConnectionGuard:
 
     def factory(self, server: web.Server) -> Callable[[], asyncio.Protocol]:
         def make() -> asyncio.Protocol:
-            live = server.connections
+            live = [h for h in server.connections if h.transport is not None]  # not already being closed
             if len(live) >= self.max_connections:
                 idle = next((h for h in live if h not in self.busy), None)  # oldest first
                 if idle is not None:

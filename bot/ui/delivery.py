@@ -14,6 +14,7 @@ import discord
 
 from bot.core.clips import ClipError, ClipHosts, ClipRefused, ClipTooLarge, fetch_clip
 from bot.core.crashpoints import crash_point
+from bot.core.errors import Failure
 from bot.core.models import ClipResult, Job
 from bot.core.sink import Delivered
 from bot.settings import Settings
@@ -21,6 +22,7 @@ from bot.store.jobs import JobStore
 from bot.ui.buttons import custom_id, result_view
 from bot.ui.status import StatusReporter
 from bot.ui.texts import clip_line, dry_prefix, fit, result_message
+from bot.ui.texts_errors import failure_text
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,8 @@ class ClipDelivery:
     async def job_progress(self, job: Job, progress: int | None) -> None:
         await self.status.update(job, "generating", progress=progress)
 
-    async def job_failed(self, job: Job, reason: str) -> None:
+    async def job_failed(self, job: Job, failure: Failure) -> None:
+        reason = failure_text(failure)
         phase = "expired" if job.state.value == "expired" else "failed"
         await self.status.update(job, phase, detail=reason)
         if job.status_message_id is None:

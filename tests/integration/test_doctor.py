@@ -121,7 +121,7 @@ async def test_the_bot_start_names_a_corrupt_database_plainly(settings_for: Any,
     path.write_bytes(b"SQLite format 2\x00" + b"garbage" * 1000)
     with pytest.raises(StartupError) as err:
         await Engine(settings_for(database={"path": str(path)})).start()
-    message = err.value.message
+    message = err.value.detail
     assert "not a SQLite database or is damaged" in message and "writable" not in message and "\n" not in message
 
 

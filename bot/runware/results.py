@@ -26,6 +26,11 @@ _MAX_SEED = 2**63 - 1
 _MAX_TEXT = 2048
 
 
+def _clean(value: str, limit: int) -> str:
+    """`value` without control characters, cut to `limit` characters."""
+    return "".join(c for c in value[: limit * 2] if ord(c) >= 32 and not 0x7F <= ord(c) < 0xA0)[:limit]
+
+
 def _printable(value: str, what: str) -> str:
     if len(value) > _MAX_TEXT or any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in value):
         raise ValueError(f"{what} holds control characters or is too long")
@@ -147,6 +152,33 @@ class RunwareErrorItem(WireResponse):
     @classmethod
     def _message(cls, value: Any) -> Any:
         return "" if value is None else value
+
+    # Parts of an error reach a member's screen (the parameter, its allowed values and limits): cleaned, not refused,
+    # so an odd error still counts as the error it is.
+    @field_validator("code", "message", "task_type", "task_uuid", "documentation", "status")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        return None if value is None else _clean(value, 500)
+
+    @field_validator("parameter")
+    @classmethod
+    def _parameter(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list):
+            return [_clean(part, 100) for part in value[:10]]
+        return None if value is None else _clean(value, 100)
+
+    @field_validator("allowed_values")
+    @classmethod
+    def _allowed(cls, values: list[Any] | None) -> list[Any] | None:
+        if values is None:
+            return None
+        kept = [v for v in values[:20] if isinstance(v, int | str) or (isinstance(v, float) and math.isfinite(v))]
+        return [_clean(v, 50) if isinstance(v, str) else v for v in kept]
+
+    @field_validator("min", "max")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        return value if value is None or math.isfinite(value) else None
 
     @property
     def parameters(self) -> list[str]:

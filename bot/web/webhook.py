@@ -167,17 +167,20 @@ class ConnectionGuard:
     def factory(self, server: web.Server) -> Callable[[], asyncio.Protocol]:
         def make() -> asyncio.Protocol:
             live = [h for h in server.connections if h.transport is not None]  # not already being closed
-            if len(live) >= self.max_connections:
-                idle = next((h for h in live if h not in self.busy), None)  # oldest first
-                if idle is not None:
-                    idle.force_close()
-                    self.evicted += 1
-                    if self.evicted == 1 or self.evicted % 1000 == 0:
-                        log.warning(
-                            "webhook listener: %d connections open (the cap); closed the oldest idle one (%d so far)",
-                            len(live),
-                            self.evicted,
-                        )
+            excess = len(live) - self.max_connections + 1  # a burst of accepts can overshoot: shed it all
+            if excess > 0:
+                idle = [h for h in live if h not in self.busy][:excess]  # oldest first
+                for handler in idle:
+                    handler.force_close()
+                self.evicted += len(idle)
+                if idle and (self.evicted == len(idle) or self.evicted // 1000 != (self.evicted - len(idle)) // 1000):
+                    log.warning(
+                        "webhook listener: %d connections open (the cap is %d); closed the oldest idle ones "
+                        "(%d so far)",
+                        len(live),
+                        self.max_connections,
+                        self.evicted,
+                    )
             return server()
 
         return make
@@ -227,6 +230,11 @@ class WebhookServer:
         sockets = self._listener.sockets
         self.bound_port = sockets[0].getsockname()[1] if sockets else self._port
         log.info("webhook server listening on %s:%s", self._host, self.bound_port)
+
+    @property
+    def open_connections(self) -> int:
+        server = self._runner.server if self._runner is not None else None
+        return 0 if server is None else sum(1 for h in server.connections if h.transport is not None)
 
     async def close(self) -> None:
         if self._listener is not None:

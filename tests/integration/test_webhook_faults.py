@@ -237,3 +237,33 @@ async def test_a_generated_webhook_secret_is_url_safe(sim: RunwareSimulator, db_
         assert len(secret) >= 32 and URL_SAFE_SECRET.match(secret)
     finally:
         await eng.close()
+
+
+async def test_a_burst_of_connections_is_shed_down_to_the_cap(sim: RunwareSimulator, db_path: Path) -> None:
+    port = free_port()
+    settings = make_settings(
+        db_path,
+        sim.base_url,
+        webhook={"listen": f"127.0.0.1:{port}", "read_timeout": 120, "max_connections": MAX_CONNECTIONS},
+    )
+    eng = Engine(settings)
+    await eng.start(RecordingSink())
+    writers: list[asyncio.StreamWriter] = []
+    try:
+        assert eng.webhook_server is not None
+        opened = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(MAX_CONNECTIONS * 6)))
+        writers += [writer for _, writer in opened]
+        _, last = await asyncio.open_connection("127.0.0.1", port)  # the next accept sheds what the burst overshot
+        writers.append(last)
+        async with asyncio.timeout(GUARD):
+            while eng.webhook_server.open_connections > MAX_CONNECTIONS:
+                await asyncio.sleep(0.01)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/healthz", timeout=aiohttp.ClientTimeout(total=GUARD)) as resp,
+        ):
+            assert "checks" in await resp.json()
+    finally:
+        for writer in writers:
+            writer.close()
+        await eng.close()

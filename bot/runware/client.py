@@ -32,10 +32,10 @@ from bot.runware.models import (
     TaskAck,
     TaskStatus,
     VideoInferenceTask,
-    VideoResultItem,
     get_response_wire,
     new_task_uuid,
 )
+from bot.runware.results import parse_result_item
 
 if TYPE_CHECKING:
     from bot.core.metrics import Metrics
@@ -264,10 +264,8 @@ class RunwareClient:
             result = TaskStatus(task_uuid=uuid)
             seen: set[str] = set()
             for raw in items_by_task.get(uuid, ()):
-                try:
-                    item = VideoResultItem.parse(raw)
-                except ValidationError:
-                    log.warning("task=%s: skipped a result item that does not parse", uuid)
+                item = parse_result_item(raw)  # a bad item (a negative or infinite cost ...) is logged and skipped
+                if item is None:
                     continue
                 if item.status == "error":
                     inline = item.error
@@ -411,5 +409,5 @@ def _envelope(raw: bytes) -> ResponseEnvelope | None:
         return None
     try:
         return ResponseEnvelope.parse(json.loads(raw))
-    except (ValueError, ValidationError):  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (ValueError, RecursionError, ValidationError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None

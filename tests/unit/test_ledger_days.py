@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bot.core.models import JobState, Payer, Period, Scope
 from bot.core.policy import Limit
+from bot.store.driver import Database as AnyDatabase
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
 from bot.store.sqlite.db import Database, to_db_time
@@ -49,7 +50,7 @@ def new_job(n: int, rng: random.Random) -> NewJob:
     )
 
 
-async def direct_sums(db: Database) -> dict[tuple[object, ...], tuple[int, int]]:
+async def direct_sums(db: AnyDatabase) -> dict[tuple[object, ...], tuple[int, int]]:
     out: dict[tuple[object, ...], tuple[int, int]] = {}
     for scope, (target, where) in DIRECT.items():
         rows = await db.fetchall(
@@ -63,14 +64,14 @@ async def direct_sums(db: Database) -> dict[tuple[object, ...], tuple[int, int]]
     return out
 
 
-async def day_sums(db: Database) -> dict[tuple[object, ...], tuple[int, int]]:
+async def day_sums(db: AnyDatabase) -> dict[tuple[object, ...], tuple[int, int]]:
     rows = await db.fetchall(
         "SELECT guild_id, scope, target_id, dry_run, day, settled_micros, held_micros FROM ledger_days"
     )
     return {(r[0], r[1], r[2], r[3], r[4]): (int(r[5]), int(r[6])) for r in rows}
 
 
-async def random_history(db: Database, rng: random.Random, n: int) -> None:
+async def random_history(db: AnyDatabase, rng: random.Random, n: int) -> None:
     ledger = SpendLedger(db, member_defaults={}, server_defaults={})
     open_jobs: list[int] = []
     now = START
@@ -90,19 +91,20 @@ def nonzero(sums: dict[tuple[object, ...], tuple[int, int]]) -> dict[tuple[objec
     return {k: v for k, v in sums.items() if v != (0, 0)}
 
 
-async def test_day_sums_follow_every_reserve_settle_release_and_reconcile(tmp_path: Path) -> None:
+async def test_day_sums_follow_every_reserve_settle_release_and_reconcile(database: AnyDatabase) -> None:
+    """On each backend (SQLite triggers; a PostgreSQL trigger function)."""
+    db = database
     rng = random.Random(12)
-    async with Database(tmp_path / "a.sqlite3") as db:
-        await random_history(db, rng, 150)
-        assert nonzero(await day_sums(db)) == nonzero(await direct_sums(db))
-        # a crash left holds of finished jobs open: reconcile closes them in bulk, the day sums follow
-        jobs = JobStore(db)
-        for row in await db.fetchall("SELECT job_id FROM ledger WHERE status = 'held'"):
-            await jobs.transition(int(row[0]), rng.choice([JobState.SUBMITTED, JobState.FAILED]))
-            await jobs.transition(int(row[0]), rng.choice([JobState.SUCCEEDED, JobState.EXPIRED]))
-        await SpendLedger(db, member_defaults={}, server_defaults={}).reconcile()
-        await db.execute("DELETE FROM ledger WHERE job_id = (SELECT MIN(job_id) FROM ledger)")
-        assert nonzero(await day_sums(db)) == nonzero(await direct_sums(db))
+    await random_history(db, rng, 150)
+    assert nonzero(await day_sums(db)) == nonzero(await direct_sums(db))
+    # a crash left holds of finished jobs open: reconcile closes them in bulk, the day sums follow
+    jobs = JobStore(db)
+    for row in await db.fetchall("SELECT job_id FROM ledger WHERE status = 'held'"):
+        await jobs.transition(int(row[0]), rng.choice([JobState.SUBMITTED, JobState.FAILED]))
+        await jobs.transition(int(row[0]), rng.choice([JobState.SUCCEEDED, JobState.EXPIRED]))
+    await SpendLedger(db, member_defaults={}, server_defaults={}).reconcile()
+    await db.execute("DELETE FROM ledger WHERE job_id = (SELECT MIN(job_id) FROM ledger)")
+    assert nonzero(await day_sums(db)) == nonzero(await direct_sums(db))
 
 
 async def test_a_database_with_history_gets_its_day_sums_when_migrated(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.core.models import (
     FINAL_JOB_STATES,
@@ -56,11 +56,11 @@ class NewJob:
     thread_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TrackedJob:
+class TrackedJob(NamedTuple):
     """What a poll sweep needs of a job Runware may still be working on: a few columns, no params or texts.
 
-    The sweep loads the whole `Job` only for the few jobs that something happened to.
+    The sweep loads the whole `Job` only for the few jobs that something happened to. (A tuple: thousands are
+    built per sweep.)
     """
 
     id: int
@@ -269,16 +269,9 @@ class JobStore:
             "(SELECT 1 FROM ledger WHERE ledger.job_id = jobs.id AND ledger.status = 'held')) ORDER BY id",
             (str(JobState.SUBMITTED), str(JobState.CANCELLED)),
         )
-        return [
-            TrackedJob(
-                id=row["id"],
-                task_uuid=row["task_uuid"],
-                state=JobState(row["state"]),
-                variations=row["variations"],
-                dry_run=bool(row["dry_run"]),
-                started_at=from_db_time(row["started_at"]),
-                status_message_id=row["status_message_id"],
-            )
+        states = {str(state): state for state in JobState}
+        return [  # by position, in the SELECT's order: the cheapest read of a row on both drivers
+            TrackedJob(row[0], row[1], states[row[2]], row[3], bool(row[4]), from_db_time(row[5]), row[6])
             for row in rows
         ]
 

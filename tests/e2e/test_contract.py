@@ -88,9 +88,22 @@ def shape(options: list[dict[str, Any]] | None) -> list[Option]:
     return out
 
 
+#: SPEC §4a: message commands (Apps menu on a message), by name.
+SPEC_MESSAGE_COMMANDS = ["Animate image"]
+MESSAGE_COMMAND = 3
+
+
 def assert_spec_shape(registered: list[dict[str, Any]]) -> None:
-    commands = {c["name"]: c for c in registered}
+    commands = {c["name"]: c for c in registered if c.get("type", 1) == 1}
     assert sorted(commands) == sorted(SPEC_COMMANDS), "exactly the commands of SPEC §4"
+    menus = {c["name"]: c for c in registered if c.get("type") == MESSAGE_COMMAND}
+    assert sorted(menus) == sorted(SPEC_MESSAGE_COMMANDS), "exactly the message commands of SPEC §4a"
+    for name, menu in menus.items():
+        assert not menu.get("options") and not menu.get("description"), name
+        assert menu.get("default_member_permissions") is None, f"{name} is for everyone"
+        if "guild_id" not in menu:  # what the bot sent, or a global command: not in DMs
+            assert menu.get("dm_permission") is False or menu.get("contexts") == [0], f"{name} is guild-only"
+    assert len(registered) == len(commands) + len(menus), "no other kind of command"
     for name, spec in SPEC_COMMANDS.items():
         cmd = commands[name]
         assert cmd["type"] == 1, name  # a slash command

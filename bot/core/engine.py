@@ -18,6 +18,7 @@ from bot import logs
 from bot.core.errors import UserFacingError
 from bot.core.metrics import Metrics
 from bot.core.models import Period, usd_to_micros, utc_now
+from bot.core.offers import OfferDesk
 from bot.core.service import VideoService
 from bot.core.sink import JobSink
 from bot.core.tracker import JobTracker
@@ -29,6 +30,7 @@ from bot.simulator.server import RunwareSimulator
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.jobs import JobStore
 from bot.store.ledger import SpendLedger
+from bot.store.offers import OfferStore
 from bot.store.sqlite.db import Database, SchemaError
 from bot.web.webhook import WebhookDeps, WebhookServer, webhook_url
 
@@ -151,6 +153,9 @@ class Engine:
             tracker=self.tracker,
             webhook_url=self.webhook_url,
             clock=self._clock,
+        )
+        self.offers = OfferDesk(
+            offers=OfferStore(self.db, clock=self._clock), guilds=self.guilds, ledger=self.ledger, clock=self._clock
         )
         self.tracker.before_sweep = self.service.recover_reserved
         self.tracker.in_flight = self.service.in_flight

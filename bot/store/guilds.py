@@ -53,6 +53,7 @@ class GuildConfig:
     concurrent_per_member: int
     moderator_role_id: int | None
     paused: bool
+    confirm_above_micros: int = 0  # a job whose estimate is at least this asks first (0: never)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ SETTING_FIELDS = (
     "concurrent_per_member",
     "moderator_role_id",
     "paused",
+    "confirm_above_micros",
 )
 
 
@@ -108,8 +110,9 @@ def _check_setting(name: str, value: object) -> object:
         raise ValueError(f"default_duration must be one of {DURATIONS}")
     if name == "variations_cap" and not 1 <= value <= MAX_VARIATIONS:
         raise ValueError(f"variations_cap must be 1 to {MAX_VARIATIONS}")
-    if name == "concurrent_per_member" and value < 1:
-        raise ValueError("concurrent_per_member must be at least 1")
+    minimum = {"concurrent_per_member": 1, "confirm_above_micros": 0}.get(name)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}")
     return value
 
 
@@ -182,6 +185,7 @@ class GuildStore:
             concurrent_per_member=int(pick("concurrent_per_member", d.concurrent_per_member)),
             moderator_role_id=pick("moderator_role_id", None),
             paused=bool(pick("paused", False)),
+            confirm_above_micros=int(pick("confirm_above_micros", 0)),
         )
 
     @staticmethod

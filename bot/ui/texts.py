@@ -251,10 +251,15 @@ def settings_changed_text(old: GuildConfig, new: GuildConfig, note: str = "") ->
         ("Unfinished jobs per member", old.concurrent_per_member, new.concurrent_per_member),
         ("Moderator role", role(old.moderator_role_id), role(new.moderator_role_id)),
         ("New jobs", "paused" if old.paused else "running", "paused" if new.paused else "running"),
+        ("Confirm jobs costing at least", _confirm_words(old), _confirm_words(new)),
     ]
     moved = [f"{label}: {a} → {b}" for label, a, b in pairs if a != b]
     head = "✅ " + "; ".join(moved) + "." if moved else "Nothing changed: that is already the setting."
     return "\n".join([head, *([note] if note else []), "", "Server settings now:", guild_config_text(new)])
+
+
+def _confirm_words(cfg: GuildConfig) -> str:
+    return format_usd(cfg.confirm_above_micros) if cfg.confirm_above_micros else "off"
 
 
 def guild_config_text(cfg: GuildConfig) -> str:
@@ -269,6 +274,7 @@ def guild_config_text(cfg: GuildConfig) -> str:
             f"• Unfinished jobs per member: at most **{cfg.concurrent_per_member}**",
             f"• Moderator role: {role}",
             f"• New jobs: **{'paused' if cfg.paused else 'running'}**",
+            f"• Members confirm jobs costing at least: **{_confirm_words(cfg)}** first",
         ]
     )
 
@@ -327,3 +333,39 @@ def report_text(report: SpendReport) -> str:
         )
     lines.append("Spend per day is in the attached chart.")
     return fit("\n".join(lines))
+
+
+# -- members: confirm before costly jobs (SPEC §4a) ------------------------------------------------------------------
+
+
+def offer_text(
+    estimate_micros: int, left_micros: int | None, expires_at: datetime, *, variations: int, size: str
+) -> str:
+    """The ephemeral question before a costly job: the estimate, what is left, Start or Cancel."""
+    clips = f"{variations} clip{'s' if variations != 1 else ''} at {size}"
+    if left_micros is None:
+        left = "No spend limit applies to you here."
+    else:
+        left = f"You have {format_usd(left_micros)} left under your tightest spend limit."
+    return (
+        f"This job costs about **{format_usd(estimate_micros)}** ({clips}). {left}\n"
+        f"Press Start to go ahead, or Cancel. Nothing is reserved until you press Start; this offer expires "
+        f"{ts(expires_at, 'R')}."
+    )
+
+
+def offer_closed_text(outcome: str, window_minutes: int) -> str:
+    """Start or Cancel on an offer that can no longer be taken (outcome: expired, used, missing, not_yours)."""
+    if outcome == "expired":
+        return (
+            f"This offer expired: offers last {window_minutes} minutes. Nothing was reserved; use the command "
+            "again for a fresh estimate."
+        )
+    if outcome == "used":
+        return "This offer was already answered, so nothing more was started or reserved."
+    if outcome == "not_yours":
+        return "Only the member who asked for this job can start it. Use the command yourself to get your own offer."
+    return "This offer no longer exists. Use the command again for a fresh estimate."
+
+
+OFFER_CANCELLED = "Cancelled: nothing was started, reserved or charged."

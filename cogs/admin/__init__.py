@@ -95,6 +95,14 @@ class AdminCog(commands.GroupCog, group_name="videoadmin", group_description="Vi
         await defer(interaction)
         await send_ephemeral(interaction, await self.desk.moderator_role(interaction, role=role))
 
+    @app_commands.command(name="confirm-above", description="Ask members to confirm jobs that cost at least this")
+    @app_commands.describe(amount="USD; a job estimated at this or more asks first (0 never asks)")
+    async def confirm_above(
+        self, interaction: discord.Interaction[HailuoBot], amount: app_commands.Range[float, 0, 10000]
+    ) -> None:
+        await defer(interaction)
+        await send_ephemeral(interaction, await self.desk.confirm_above(interaction, amount=amount))
+
     @app_commands.command(name="pause", description="Stop new video jobs in this server; running ones finish")
     async def pause(self, interaction: discord.Interaction[HailuoBot]) -> None:
         await defer(interaction)

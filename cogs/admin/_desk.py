@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.core.errors import InputError
-from bot.core.models import SafetyMode
+from bot.core.models import SafetyMode, format_usd, usd_to_micros
 from bot.core.policy import MAX_VARIATIONS, check_resolution_duration
 from bot.ui.checks import EngineHost, guild_of
 from bot.ui.texts import (
@@ -128,3 +128,15 @@ class SettingsDesk:
             else "/video takes new jobs again."
         )
         return await self._change(interaction, {"paused": paused}, note)
+
+    async def confirm_above(self, interaction: discord.Interaction[Any], *, amount: float) -> str:
+        micros = usd_to_micros(amount)
+        if micros < 0:
+            raise InputError("The amount can't be negative: use 0 to never ask.")
+        note = (
+            f"A /video, Reroll, Remix, Extend or Animate image estimated at {format_usd(micros)} or more first shows "
+            "its cost and waits for the member's Start; nothing is reserved before."
+            if micros
+            else "Members are never asked to confirm a job first."
+        )
+        return await self._change(interaction, {"confirm_above_micros": micros}, note)

@@ -32,7 +32,7 @@ DURATION_CHOICES = [
 ]
 
 
-VERBS = ("reroll", "remix", "delete", "cancel")
+VERBS = ("reroll", "remix", "delete", "cancel", "offer-start", "offer-cancel")
 
 
 class VideoCog(commands.Cog):
@@ -60,7 +60,10 @@ class VideoCog(commands.Cog):
 
     def _clicked(self, verb: str) -> buttons.ClickHandler:
         async def handler(interaction: discord.Interaction[Any], job_id: int) -> None:
-            await self.flow.on_button(interaction, verb, job_id)
+            if verb in ("offer-start", "offer-cancel"):
+                await self.flow.on_offer(interaction, verb, job_id)
+            else:
+                await self.flow.on_button(interaction, verb, job_id)
 
         return handler
 

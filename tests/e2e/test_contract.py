@@ -74,6 +74,7 @@ SPEC_COMMANDS: dict[str, list[Option] | dict[str, list[Option]]] = {
         "safety": [("mode", STRING, True, ["none", "fast", "full"])],
         "concurrency": [("per_member", INTEGER, True, None)],
         "moderator-role": [("role", ROLE, True, None)],
+        "confirm-above": [("amount", NUMBER, True, None)],
         "pause": [],
         "resume": [],
     },

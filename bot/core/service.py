@@ -200,7 +200,7 @@ class VideoService:
         """Check every limit and the concurrency cap and write the job with its hold, in one transaction."""
         who = plan.who
         task_uuid = str(uuid.uuid4())
-        params: dict[str, Any] = {"safety_mode": plan.safety_mode.value}
+        params: dict[str, Any] = {**plan.extra, "safety_mode": plan.safety_mode.value}  # extra: e.g. "extend"
         if not plan.images:  # nothing to upload: store the exact task now, so a crash before the submit can redo it
             params["task"] = self.build_task(task_uuid, plan, list(plan.frames))
         new = NewJob(
@@ -427,7 +427,8 @@ class VideoService:
         """Reroll (same prompt) or remix (new prompt) as a new job paid by whoever clicked."""
         job = await self.job_for(job_id, who.guild_id)
         plan = await self.plan(self.options_from(job, prompt=prompt), who)
-        return replace(plan, parent_job_id=job.id)
+        keep = {k: job.extra[k] for k in ("extend",) if k in job.extra}  # a rerolled extension still continues
+        return replace(plan, parent_job_id=job.id, extra=keep)
 
     async def cancel(self, job_id: int, who: Requester) -> Job:
         job = await self.job_for(job_id, who.guild_id)

@@ -36,6 +36,7 @@ from bot.runware.models import (
     image_ref_kind,
     sniff_image,
 )
+from bot.simulator.clips import clip_for
 from bot.simulator.faults import (
     Faults,
     RecordedRequest,
@@ -99,6 +100,7 @@ class RunwareSimulator:
         self.max_results = max_results
         self.costs = dict(DEFAULT_COSTS if costs is None else costs)
         self.clip_bytes = clip_bytes if clip_bytes is not None else sample_clip()
+        self.varied_clips = False  # True: each videoURL serves its own clip whose colour changes (clips.py)
         self.webhook_retry_delays = tuple(webhook_retry_delays)
         self.balance = balance  # None: unlimited; else spent per accepted task, insufficientCredits (402) when short
         self.faults = Faults(accept_last_frame=accept_last_frame)
@@ -546,6 +548,8 @@ class RunwareSimulator:
         if sim.task.ttl is not None and self.now() > sim.finished_at + sim.task.ttl:
             raise web.HTTPNotFound(text="expired")
         padding = self.faults.oversized_clip_bytes
+        if self.varied_clips and not padding:
+            return web.Response(body=clip_for(sim, video_uuid, self.clip_bytes), content_type="video/mp4")
         if not padding:
             return web.Response(body=self.clip_bytes, content_type="video/mp4")
         response = web.StreamResponse(headers={"Content-Type": "video/mp4"})

@@ -73,7 +73,7 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], temp
 
 def result_view(job_id: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    for verb in ("reroll", "remix", "delete"):
+    for verb in ("reroll", "remix", "extend", "delete"):
         view.add_item(JobButton(verb, job_id))
     return view
 

@@ -369,3 +369,20 @@ def offer_closed_text(outcome: str, window_minutes: int) -> str:
 
 
 OFFER_CANCELLED = "Cancelled: nothing was started, reserved or charged."
+
+
+# -- members: Extend (SPEC §4a) ---------------------------------------------------------------------------------------
+
+CLIP_GONE = (
+    "That clip is no longer available (its link expired, or it was deleted), so it can't be extended. "
+    "Start a new job with /video instead."
+)
+
+
+def extension_line(parent_job_id: int, clip: int, *, joined: bool) -> str:
+    both = " The attached …-extended.mp4 plays both, one after the other." if joined else ""
+    return f"⏩ Continues clip {clip} of job #{parent_job_id} from its last frame.{both}"
+
+
+def clip_choice_text(count: int) -> str:
+    return f"Choose a clip number from 1 to {count}: this message holds {count} clips."

@@ -15,7 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.ui import buttons
-from cogs.video import _animate
+from cogs.video import _animate, _extend
 from cogs.video._buttons import modal_submission
 from cogs.video._flow import VideoFlow
 
@@ -32,7 +32,7 @@ DURATION_CHOICES = [
 ]
 
 
-VERBS = ("reroll", "remix", "delete", "cancel", "offer-start", "offer-cancel")
+VERBS = ("reroll", "remix", "extend", "delete", "cancel", "offer-start", "offer-cancel")
 
 
 class VideoCog(commands.Cog):
@@ -62,6 +62,8 @@ class VideoCog(commands.Cog):
         async def handler(interaction: discord.Interaction[Any], job_id: int) -> None:
             if verb in ("offer-start", "offer-cancel"):
                 await self.flow.on_offer(interaction, verb, job_id)
+            elif verb == "extend":
+                await _extend.open_modal(self.flow, interaction, job_id)
             else:
                 await self.flow.on_button(interaction, verb, job_id)
 
@@ -112,6 +114,8 @@ class VideoCog(commands.Cog):
         prompt = sub.values.get("prompt", "")
         if sub.kind == "remix":
             await self.flow.on_remix_submit(interaction, sub.ids[0], prompt)
+        elif sub.kind == "extend":
+            await _extend.on_submit(self.flow, interaction, sub.ids[0], prompt, sub.values.get("clip"))
         elif sub.kind == "animate" and len(sub.ids) == 2:
             await _animate.on_submit(self.flow, interaction, sub.ids[0], sub.ids[1], prompt)
 

@@ -58,7 +58,7 @@ async def test_buttons_on_messages_from_before_a_restart_still_work(
     await video(fake_discord, w, {"prompt": "a red balloon over rooftops", "first_frame": frame, "duration": 10})
     e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
     result = await fake_discord.wait_for_message(w.channel, lambda m: bool(m.attachments), timeout=10)
-    assert result.custom_ids() == ["hailuo:reroll:1", "hailuo:remix:1", "hailuo:delete:1"]
+    assert result.custom_ids() == ["hailuo:reroll:1", "hailuo:remix:1", "hailuo:extend:1", "hailuo:delete:1"]
     await results_after_delivery(first, 1)
     await video(fake_discord, w, {"prompt": "a slow sunrise"})  # job 2 stays running across the restart
     status2 = status_messages(fake_discord, w.channel)[-1]

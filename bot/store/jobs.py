@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -267,6 +268,21 @@ class JobStore:
             (guild_id, user_id, limit),
         )
         return [job_from_row(row) for row in rows]
+
+    async def usual_seconds(
+        self, resolution: str, duration: int, *, dry_run: bool = False, last: int = 50, at_least: int = 5
+    ) -> float | None:
+        """Median submit-to-finish time of the `last` jobs of this size that succeeded (None under `at_least`)."""
+        rows = await self._db.fetchall(
+            "SELECT submitted_at, finished_at FROM jobs WHERE resolution = ? AND duration = ? AND state = ? "
+            "AND dry_run = ? AND submitted_at IS NOT NULL AND finished_at IS NOT NULL "
+            "ORDER BY finished_at DESC LIMIT ?",
+            (resolution, duration, str(JobState.SUCCEEDED), int(dry_run), last),
+        )
+        if len(rows) < at_least:
+            return None
+        spans = [(from_db_time(r[1]) - from_db_time(r[0])).total_seconds() for r in rows]
+        return float(statistics.median(spans))
 
     async def counts_by_state(self) -> dict[str, int]:
         counts = {str(state): 0 for state in JobState}

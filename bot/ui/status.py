@@ -30,6 +30,7 @@ RANK = {"queued": 0, "generating": 1, "delivering": 2} | dict.fromkeys(FINAL_PHA
 #: How many recently ended jobs are remembered (to ignore stale routine news); older ones are forgotten.
 ENDED_MEMORY = 10_000
 FLUSH_TIMEOUT = 10.0
+USUAL_TTL = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ class StatusReporter:
         self._shown: dict[int, int] = {}  # the rank of the phase each running job's status shows
         self._shown_text: dict[int, str] = {}  # what each running job's status says now
         self._timers = TaskGroup("status-edits")
+        self._usual: dict[tuple[str, int, bool], tuple[float, float]] = {}  # size -> (when read, median seconds)
         # Jobs whose status reached a final phase, oldest first: later routine news is stale. Bounded, since a stale
         # update follows its job's end within one poll round.
         self._ended: dict[int, None] = {}
@@ -106,7 +108,8 @@ class StatusReporter:
         job = edit.job
         assert job.status_channel_id is not None and job.status_message_id is not None
         final = edit.phase in FINAL_PHASES
-        text = status_message(job, edit.phase, progress=edit.progress, detail=edit.detail)
+        usual = await self._usual_seconds(job) if edit.phase == "generating" else None
+        text = status_message(job, edit.phase, progress=edit.progress, detail=edit.detail, usual_seconds=usual)
         if not final and self._shown_text.get(job.id) == text:
             return  # nothing changed (the running time counts by itself in Discord): no edit
         self._shown_text[job.id] = text
@@ -126,6 +129,21 @@ class StatusReporter:
             self._last_edit.pop(job.id, None)  # the job is over: forget it (ended jobs are remembered apart)
             self._shown.pop(job.id, None)
             self._shown_text.pop(job.id, None)
+
+    async def _usual_seconds(self, job: Job) -> float | None:
+        """How long jobs of this size usually take; a known figure is reused for a minute (one query per size)."""
+        key = (job.resolution, job.duration, job.dry_run)
+        cached = self._usual.get(key)
+        if cached is not None and time.monotonic() - cached[0] < USUAL_TTL:
+            return cached[1]
+        try:
+            seconds = await self._jobs.usual_seconds(job.resolution, job.duration, dry_run=job.dry_run)
+        except Exception as exc:  # a figure for members' comfort: never worth failing a status edit
+            log.info("job=%s usual time unavailable: %s", job.id, exc)
+            return None
+        if seconds is not None:
+            self._usual[key] = (time.monotonic(), seconds)
+        return seconds
 
     async def flush(self) -> None:
         """On shutdown: send every waiting edit now (bounded), so no status is left showing an old phase."""

@@ -104,10 +104,23 @@ PHASES = {
 }
 
 
-def status_message(job: Job, phase: str, *, progress: int | None = None, detail: str | None = None) -> str:
+def usually_ready(seconds: float) -> str:
+    """'Usually ready in about 3 min' (SPEC §4a): the median of recent jobs of the same size, in whole minutes."""
+    return f"Usually ready in about {max(1, round(seconds / 60))} min"
+
+
+def status_message(
+    job: Job,
+    phase: str,
+    *,
+    progress: int | None = None,
+    detail: str | None = None,
+    usual_seconds: float | None = None,
+) -> str:
     """The status message a job keeps in its channel and edits as it moves.
 
     The running time is a Discord relative timestamp, which every reader's client keeps counting between edits.
+    While it generates, how long such jobs usually take, when enough of them have finished.
     """
     head = f"{dry_prefix(job)}{PHASES.get(phase, phase)} · job #{job.id} for <@{job.user_id}>"
     what = f"{job.variations} × {job.resolution} · {job.duration} s"
@@ -117,6 +130,8 @@ def status_message(job: Job, phase: str, *, progress: int | None = None, detail:
     if phase == "generating":
         extra = f" · {progress}%" if progress is not None else ""
         lines.append(f"Started {ts(job.submitted_at or job.created_at, 'R')}{extra}")
+        if usual_seconds is not None:
+            lines.append(usually_ready(usual_seconds))
     if detail:
         lines.append(detail)
     return fit("\n".join(lines))

@@ -19,8 +19,9 @@ from bot.settings import Settings
 from bot.store.jobs import JobStore
 from bot.ui.buttons import custom_id, result_view
 from bot.ui.extend import extend_origin, extended_name, joined_clip
+from bot.ui.member_texts import extension_line
 from bot.ui.status import StatusReporter
-from bot.ui.texts import clip_line, dry_prefix, extension_line, fit, result_message
+from bot.ui.texts import clip_line, dry_prefix, fit, result_message
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,10 @@ class ClipDelivery:
             detail = f"I can't post here, so I sent {clips} to <@{job.user_id}> by DM."
         else:
             detail = f"Posted {clips}."
-        await self.status.update(job, "done" if ok else "failed", detail=detail)
+        if ok and job.thread_id is None and any(d.ok and d.how != "dm" for d in out):
+            await self.status.remove(job)  # the clips are the job's one message in the channel now
+        else:  # in its own thread, by DM only, or nothing posted: the status stays as the job's record
+            await self.status.update(job, "done" if ok else "failed", detail=detail)
         return out
 
     async def _channel(self, job: Job) -> discord.abc.Messageable | None:

@@ -53,8 +53,8 @@ class StatusReporter:
         self._timers = TaskGroup("status-edits")
         self._usual: dict[tuple[str, int, bool], tuple[float, float]] = {}  # size -> (when read, median seconds)
         # Jobs whose status reached a final phase, oldest first: later routine news is stale. Bounded, since a stale
-        # update follows its job's end within one poll round.
-        self._ended: dict[int, None] = {}
+        # update follows its job's end within one poll round. True: the status message was deleted (no edit at all).
+        self._ended: dict[int, bool] = {}
 
     async def create(self, job: Job, channel: discord.abc.Messageable) -> discord.Message:
         """Post the job's status message and remember where it is (durably, so a restart can edit it)."""
@@ -78,16 +78,14 @@ class StatusReporter:
         """Show `phase`: now if the interval since the last edit has passed, else once it has (newest wins)."""
         if job.status_message_id is None or job.status_channel_id is None:
             return
-        if job.id in self._ended and phase not in FINAL_PHASES:
+        if job.id in self._ended and (phase not in FINAL_PHASES or self._ended[job.id]):
             return  # e.g. a poll round that read "processing" just before a webhook finished the job
         waiting = self._waiting.get(job.id)
         rank = RANK.get(phase, 0)
         if rank < self._shown.get(job.id, 0) or (waiting is not None and RANK.get(waiting.phase, 0) > rank):
             return  # a later phase is already shown or waiting to be shown
         if phase in FINAL_PHASES:
-            self._ended[job.id] = None
-            while len(self._ended) > ENDED_MEMORY:
-                del self._ended[next(iter(self._ended))]
+            self._end(job.id, deleted=False)
         edit = _Edit(job, phase, progress, detail)
         last = self._last_edit.get(job.id)
         wait = 0.0 if last is None else self._interval - (time.monotonic() - last)
@@ -97,6 +95,27 @@ class StatusReporter:
         self._waiting[job.id] = edit
         if waiting is None:  # no timer yet for this job
             self._timers.spawn(self._send_later(job.id, max(wait, 0.0)), name=f"status-{job.id}")
+
+    def _end(self, job_id: int, *, deleted: bool) -> None:
+        self._ended[job_id] = deleted
+        while len(self._ended) > ENDED_MEMORY:
+            del self._ended[next(iter(self._ended))]
+
+    async def remove(self, job: Job) -> None:
+        """Delete the job's status message (its clips are posted): a busy channel keeps one message per job."""
+        if job.status_message_id is None or job.status_channel_id is None:
+            return
+        self._end(job.id, deleted=True)  # no edit may follow, whether waiting or late
+        self._waiting.pop(job.id, None)
+        for memo in (self._last_edit, self._shown, self._shown_text):
+            memo.pop(job.id, None)
+        channel: Any = self._client.get_partial_messageable(job.status_channel_id)
+        try:
+            await channel.get_partial_message(job.status_message_id).delete()
+        except discord.NotFound:
+            pass
+        except discord.HTTPException as exc:
+            log.info("job=%s status delete failed: %s", job.id, exc)
 
     async def _send_later(self, job_id: int, delay: float) -> None:
         await asyncio.sleep(delay)

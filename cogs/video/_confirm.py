@@ -9,7 +9,8 @@ import discord
 from bot.core.offers import OfferClosed, OfferDesk
 from bot.core.service import JobPlan
 from bot.ui.buttons import offer_view
-from bot.ui.texts import fit, offer_closed_text, offer_text
+from bot.ui.member_texts import offer_closed_text, offer_text
+from bot.ui.texts import fit
 from bot.ui.tree import send_ephemeral
 
 

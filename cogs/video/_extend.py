@@ -18,7 +18,7 @@ from bot.core.policy import check_resolution_duration, clean_prompt
 from bot.core.service import VideoOptions
 from bot.core.video import VideoError, last_frame_async
 from bot.ui.extend import numbered_result, source_clip
-from bot.ui.texts import CLIP_GONE, clip_choice_text
+from bot.ui.member_texts import CLIP_GONE, clip_choice_text
 from bot.ui.tree import report_error
 from cogs.video._buttons import ExtendModal
 

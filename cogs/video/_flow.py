@@ -17,7 +17,8 @@ from bot.core.offers import OfferClosed
 from bot.core.policy import clean_prompt
 from bot.core.service import JobPlan, JobRejected, Requester, VideoOptions
 from bot.ui import checks
-from bot.ui.texts import DRY, OFFER_CANCELLED
+from bot.ui.member_texts import OFFER_CANCELLED
+from bot.ui.texts import DRY
 from bot.ui.tree import report_error, send_ephemeral
 from cogs.video._buttons import RemixModal
 from cogs.video._confirm import answer_closed, offer_job

@@ -374,8 +374,8 @@ async def test_the_real_process_in_a_folder_without_config_runs_on_defaults_and_
         assert "Job #1" in ack.content and "DRY RUN" in ack.content and ack.ephemeral
         clip = await fake_discord.wait_for_message(w.channel, lambda m: bool(m.attachments), timeout=30)
         assert clip.content.startswith("🧪 DRY RUN")
-        await fake_discord.wait_until(
-            lambda: any("Done" in m.content for m in status_messages(fake_discord, w.channel)), 15, "the job done"
+        await fake_discord.wait_until(  # once the clip is posted, the status message goes (one message per job)
+            lambda: not status_messages(fake_discord, w.channel), 15, "the job done"
         )
         # Discord goes away: discord.py retries; each retry is one warning line, not a traceback.
         await fake_discord.close()
@@ -409,7 +409,7 @@ async def test_the_ledger_settles_to_the_cost_runware_reports_and_the_post_shows
     e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
     post = await fake_discord.wait_for_message(w.channel, lambda m: len(m.attachments) == 2, timeout=10)
     assert post.content.count("$0.3125") == 2 and "Total: $0.625" in post.content, post.content
-    await fake_discord.wait_until(lambda: "Done" in status_messages(fake_discord, w.channel)[0].content, 10, "done")
+    await fake_discord.wait_until(lambda: not status_messages(fake_discord, w.channel), 10, "done")
     assert await ledger(hailuo) == [(1, "settled", 560_000, 625_000)]
     h = await fake_discord.send_command("usage", {}, user=w.member, channel=w.channel)
     [usage] = await h.wait_followups(1)

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import BotFactory
-from tests.fakes.discord import FakeDiscord, FakeMessage
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.world import DiscordWorld
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,10 +180,8 @@ async def test_readme_run_command_dry_run_stops_on_sigterm_and_resumes(
     assert "(simulated)" in clip.content and f"<@{w.member.user.id}>" in clip.content
     assert clip.attachments[0].data[4:8] == b"ftyp"
 
-    def done(m: FakeMessage) -> bool:
-        return m.id == status.id and "Done" in m.content
-
-    await fake_discord.wait_for_message(w.channel, done, timeout=15)
+    # Once the clip is posted the status message goes: the channel keeps one message per job.
+    await fake_discord.wait_until(lambda: status.deleted, 15, "the status deleted")
     for message in fake_discord.channel_messages(w.channel):
         assert message.content.startswith("🧪 DRY RUN"), message.content
 

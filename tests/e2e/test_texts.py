@@ -475,7 +475,7 @@ async def test_command_and_option_descriptions_are_short_and_plain(
                 described.append((f"{name}={choice['value']}", str(choice["name"])))
             walk(name, item.get("options") or [])
 
-    walk("", fake_discord.commands[1000])
+    walk("", [c for c in fake_discord.commands[1000] if c.get("type", 1) == 1])  # message commands have none
     if os.environ.get("PRINT_BOT_TEXTS"):
         for name, text in described:
             print(f"{name:45} {len(text):3} {text}")

@@ -42,8 +42,7 @@ async def test_a_job_finished_while_the_bot_was_down_is_posted_once_after_the_re
     await results_after_delivery(second, 1)
     await second.engine.tracker.sweep_once()  # another round finds nothing left to post
     assert result_messages(fake_discord, w.channel) == [msg]
-    [status] = status_messages(fake_discord, w.channel)
-    await fake_discord.wait_for_message(w.channel, lambda m: m.id == status.id and m.content.startswith("✅ Done"))
+    await fake_discord.wait_until(lambda: not status_messages(fake_discord, w.channel), what="the status deleted")
     assert e2e_sim.submit_count() == 1, "never resubmitted"
     job = await second.engine.jobs.get(1)
     assert job is not None and job.state.value == "succeeded"

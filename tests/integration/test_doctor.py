@@ -23,6 +23,7 @@ from bot.doctor import (
 )
 from bot.settings import Settings
 from bot.simulator.server import RunwareSimulator
+from bot.store.sqlite.db import LATEST_VERSION
 from tests.fakes.discord import FakeDiscord
 from tests.helpers import make_settings
 
@@ -85,7 +86,7 @@ async def test_config_finding_names_the_source_and_the_mode(settings_for: Any) -
 
 async def test_database_writable_and_migrated(settings_for: Any, db_path: Path) -> None:
     f = await check_database(settings_for())
-    assert f.ok and "writable" in f.text and "schema version 1" in f.text
+    assert f.ok and "writable" in f.text and f"schema version {LATEST_VERSION}" in f.text
     assert db_path.exists()
 
 

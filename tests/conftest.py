@@ -9,7 +9,7 @@ import pytest
 
 from bot.logs import reset_logging
 
-pytest_plugins = ["tests.conftest_runware"]
+pytest_plugins = ["tests.conftest_runware", "tests.conftest_pg"]
 
 
 @pytest.fixture(autouse=True)

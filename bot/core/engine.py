@@ -19,6 +19,7 @@ from bot.core.errors import UserFacingError
 from bot.core.metrics import Metrics
 from bot.core.models import Period, usd_to_micros, utc_now
 from bot.core.offers import OfferDesk
+from bot.core.recovery import Recovery
 from bot.core.service import VideoService
 from bot.core.sink import JobSink
 from bot.core.tracker import JobTracker
@@ -41,7 +42,11 @@ DRY_RUN_PROCESSING_SECONDS = 4.0
 
 
 class StartupError(UserFacingError):
-    """Something the bot needs at start-up is unusable; the message says what to change (one line, no traceback)."""
+    """Something the bot needs at start-up is unusable; `detail` says what to change (one line for the operator)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("startup", detail=detail)
+        self.detail = detail
 
 
 def _why(exc: BaseException) -> str:
@@ -157,7 +162,15 @@ class Engine:
         self.offers = OfferDesk(
             offers=OfferStore(self.db, clock=self._clock), guilds=self.guilds, ledger=self.ledger, clock=self._clock
         )
-        self.tracker.before_sweep = self.service.recover_reserved
+        self.recovery = Recovery(
+            settings=s,
+            jobs=self.jobs,
+            runware=self.runware,
+            service=self.service,
+            tracker=self.tracker,
+            clock=self._clock,
+        )
+        self.tracker.before_sweep = self.recovery.recover_reserved
         self.tracker.in_flight = self.service.in_flight
         self.metrics.watch_jobs(self.jobs.counts_by_state)
 
@@ -185,7 +198,7 @@ class Engine:
 
     async def start_tracking(self) -> None:
         """Resume interrupted work and start polling (after the sink is ready to post)."""
-        await self.service.recover_reserved(startup=True)
+        await self.recovery.recover_reserved(startup=True)
         await self.tracker.start()
         self._stack.push_async_callback(self.tracker.stop)
 

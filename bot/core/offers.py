@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.core.errors import Paused
 from bot.core.models import ImageInput, Payer, SafetyMode, utc_now
-from bot.core.service import FrameRef, JobPlan, Requester
+from bot.core.plans import FrameRef, JobPlan, Requester
 from bot.store.guilds import ChannelRule, GuildStore
 from bot.store.ledger import SpendLedger
 from bot.store.offers import OfferOutcome, OfferStore
@@ -137,10 +137,7 @@ class OfferDesk:
         if outcome is not OfferOutcome.TAKEN or offer is None:
             raise OfferClosed(outcome, self.window)
         if (await self._guilds.get(offer.guild_id)).paused:  # paused since the offer was made
-            raise Paused(
-                "Video generation is paused in this server by its moderators. Nothing was reserved; try again once "
-                "it is resumed."
-            )
+            raise Paused("guild_paused")
         plan = plan_from_json(offer.plan_json)
         return replace(
             plan, who=replace(who, channel_id=plan.who.channel_id, parent_channel_id=plan.who.parent_channel_id)

@@ -25,7 +25,6 @@ from bot.core.policy import Limit, applicable_limits, fits, left_micros, period_
 from bot.store.guilds import configured_limits
 from bot.store.jobs import Clock, NewJob, insert_job
 from bot.store.sqlite.db import Database, fetch_all, fetch_one, to_db_time, write
-from bot.ui.texts import ts
 
 log = logging.getLogger(__name__)
 
@@ -104,19 +103,15 @@ _SCOPE_FILTER: dict[Scope, str] = {
 
 
 def _over_limit(limit: Limit, used: Micros, estimate: Micros, resets_at: datetime) -> OverLimit:
-    left = left_micros(limit, used)
-    label = limit.label()
-    if limit.amount_micros == 0:
-        text = (
-            f"{label[0].upper()}{label[1:]} is {format_usd(0)}, so no jobs can be charged to it. "
-            "Only a moderator can change that."
-        )
-    else:
-        text = (
-            f"This job would go over {label}: {format_usd(left)} left of {format_usd(limit.amount_micros)}, "
-            f"and it needs {format_usd(estimate)}. The limit resets {ts(resets_at, 'R')}."
-        )
-    return OverLimit(text, limit_label=label, left_micros=left, resets_at=resets_at)
+    return OverLimit(
+        scope=limit.scope,
+        period=limit.period,
+        is_default=limit.is_default,
+        limit_amount=limit.amount_micros,
+        left_micros=left_micros(limit, used),
+        needed_micros=estimate,
+        resets_at=resets_at,
+    )
 
 
 class SpendLedger:
@@ -248,10 +243,7 @@ class SpendLedger:
                 )
                 running = int(row[0]) if row is not None else 0
                 if running >= concurrency_cap:
-                    raise ConcurrencyLimited(
-                        f"You already have {running} unfinished video job{'s' if running != 1 else ''}, and this "
-                        f"server allows {concurrency_cap} at a time. Try again when one has finished."
-                    )
+                    raise ConcurrencyLimited(running=running, cap=concurrency_cap)
             created = await insert_job(conn, job, state=JobState.RESERVED, now=now)
             await write(
                 conn,

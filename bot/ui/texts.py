@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from discord.utils import TimestampStyle, format_dt
+
 from bot.core.models import ClipResult, Job, JobState, Period, SafetyMode, Scope, format_usd
 
 if TYPE_CHECKING:
@@ -25,9 +27,9 @@ def quote(text: str, limit: int = 900) -> str:
     return "\n".join("> " + line if line else ">" for line in text.splitlines())
 
 
-def ts(when: datetime, style: str = "f") -> str:
+def ts(when: datetime, style: TimestampStyle = "f") -> str:
     """A Discord timestamp, shown in each reader's own time zone."""
-    return f"<t:{int(when.timestamp())}:{style}>"
+    return format_dt(when, style)
 
 
 def dry_prefix(job: Job) -> str:

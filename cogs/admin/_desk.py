@@ -63,7 +63,7 @@ class SettingsDesk:
         if resolution is not None or duration is not None:
             check_resolution_duration(resolution or cfg.default_resolution, duration or cfg.default_duration)
         if variations_cap is not None and not 1 <= variations_cap <= MAX_VARIATIONS:
-            raise InputError(f"The variations cap must be between 1 and {MAX_VARIATIONS}.")
+            raise InputError.said(f"The variations cap must be between 1 and {MAX_VARIATIONS}.")
         changes = {
             "default_resolution": resolution,
             "default_duration": duration,
@@ -109,7 +109,7 @@ class SettingsDesk:
 
     async def concurrency(self, interaction: discord.Interaction[Any], *, per_member: int) -> str:
         if not 1 <= per_member <= MAX_CONCURRENCY:
-            raise InputError(f"Choose between 1 and {MAX_CONCURRENCY} unfinished jobs per member.")
+            raise InputError.said(f"Choose between 1 and {MAX_CONCURRENCY} unfinished jobs per member.")
         note = "Jobs already running are not affected."
         return await self._change(interaction, {"concurrent_per_member": per_member}, note)
 
@@ -132,7 +132,7 @@ class SettingsDesk:
     async def confirm_above(self, interaction: discord.Interaction[Any], *, amount: float) -> str:
         micros = usd_to_micros(amount)
         if micros < 0:
-            raise InputError("The amount can't be negative: use 0 to never ask.")
+            raise InputError.said("The amount can't be negative: use 0 to never ask.")
         note = (
             f"A /video, Reroll, Remix, Extend or Animate image estimated at {format_usd(micros)} or more first shows "
             "its cost and waits for the member's Start; nothing is reserved before."

@@ -61,7 +61,7 @@ def limit_target(
 ) -> LimitTarget:
     given = [name for name, value in (("member", member), ("role", role), ("channel", channel)) if value is not None]
     if len(given) > 1:
-        raise InputError(
+        raise InputError.said(
             f"Choose at most one of member, role or channel (you gave {' and '.join(given)}). "
             "Leave all three out for the server-wide limit."
         )
@@ -80,16 +80,20 @@ def parse_amount(amount: float | str) -> Micros:
     try:
         value = Decimal(str(amount))
     except InvalidOperation:
-        raise InputError(f"{amount!r} is not an amount in USD. Use a number such as 5 or 2.50.") from None
+        raise InputError.said(f"{amount!r} is not an amount in USD. Use a number such as 5 or 2.50.") from None
     if not value.is_finite():
-        raise InputError("The amount must be a number of USD, such as 5 or 2.50.")
+        raise InputError.said("The amount must be a number of USD, such as 5 or 2.50.")
     if value < 0:
-        raise InputError("A limit can't be negative. Use 0 to block spending, or /limits clear to remove the limit.")
+        raise InputError.said(
+            "A limit can't be negative. Use 0 to block spending, or /limits clear to remove the limit."
+        )
     if value > MAX_LIMIT_USD:
-        raise InputError(f"That is more than {format_usd(usd_to_micros(str(MAX_LIMIT_USD)))}; use a smaller limit.")
+        raise InputError.said(
+            f"That is more than {format_usd(usd_to_micros(str(MAX_LIMIT_USD)))}; use a smaller limit."
+        )
     micros = usd_to_micros(str(value))
     if value > 0 and micros == 0:
-        raise InputError("The smallest limit above zero is $0.000001.")
+        raise InputError.said("The smallest limit above zero is $0.000001.")
     return micros
 
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.core.errors import InputError
+from bot.core.plans import VideoOptions
 from bot.core.policy import clean_prompt
-from bot.core.service import VideoOptions
 from bot.ui.tree import report_error, send_ephemeral
 from cogs.video._buttons import AnimateModal
 
@@ -47,7 +47,7 @@ async def _fetch_message(flow: VideoFlow, channel_id: int, message_id: int) -> d
         channel: Any = flow.bot.get_channel(channel_id) or await flow.bot.fetch_channel(channel_id)
         message: discord.Message = await channel.fetch_message(message_id)
     except (discord.NotFound, discord.Forbidden):
-        raise InputError(GONE) from None
+        raise InputError.said(GONE) from None
     return message
 
 
@@ -61,7 +61,7 @@ async def on_submit(
         clean_prompt(prompt)  # a bad prompt is refused before the image is downloaded
         attachment = first_image(await _fetch_message(flow, channel_id, message_id))
         if attachment is None:
-            raise InputError(NO_IMAGE)
+            raise InputError.said(NO_IMAGE)
         image = await flow.read_attachment(attachment)
         plan = await flow.engine.service.plan(VideoOptions(prompt=prompt, first_frame=image), who)
         await flow.launch(interaction, plan)

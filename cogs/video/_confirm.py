@@ -7,7 +7,7 @@ from typing import Any
 import discord
 
 from bot.core.offers import OfferClosed, OfferDesk
-from bot.core.service import JobPlan
+from bot.core.plans import JobPlan
 from bot.ui.buttons import offer_view
 from bot.ui.member_texts import offer_closed_text, offer_text
 from bot.ui.texts import fit

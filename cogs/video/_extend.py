@@ -14,8 +14,8 @@ import discord
 from bot.core.clips import ClipError
 from bot.core.errors import InputError
 from bot.core.images import read_image
+from bot.core.plans import VideoOptions
 from bot.core.policy import check_resolution_duration, clean_prompt
-from bot.core.service import VideoOptions
 from bot.core.video import VideoError, last_frame_async
 from bot.ui.extend import numbered_result, source_clip
 from bot.ui.member_texts import CLIP_GONE, clip_choice_text
@@ -42,9 +42,9 @@ def _clip_number(text: str | None, count: int) -> int:
     try:
         n = int((text or "1").strip())
     except ValueError:
-        raise InputError(clip_choice_text(count)) from None
+        raise InputError.said(clip_choice_text(count)) from None
     if not 1 <= n <= count:
-        raise InputError(clip_choice_text(count))
+        raise InputError.said(clip_choice_text(count))
     return n
 
 
@@ -59,17 +59,17 @@ async def on_submit(
         job = await engine.service.job_for(job_id, who.guild_id)
         count = len(await engine.jobs.results(job.id))
         if count == 0:
-            raise InputError(CLIP_GONE)
+            raise InputError.said(CLIP_GONE)
         n = _clip_number(clip, count)
         result = await numbered_result(engine.jobs, job.id, n)
         if result is None:
-            raise InputError(CLIP_GONE)
+            raise InputError.said(CLIP_GONE)
         try:
             source = await source_clip(flow.bot, engine.runware.http, engine.settings, job, result, n)
             width, height = check_resolution_duration(job.resolution, job.duration)
             frame = await last_frame_async(source, width, height)
         except (ClipError, VideoError):
-            raise InputError(CLIP_GONE) from None
+            raise InputError.said(CLIP_GONE) from None
         image = await read_image(f"job-{job.id}-clip-{n}-last-frame.png", frame, engine.settings.images)
         opts = VideoOptions(
             prompt=prompt,

@@ -18,6 +18,7 @@ import pytest
 from bot.core.models import Period, Scope
 from bot.runware.errors import ErrorKind, RunwareError, RunwareUnavailable
 from bot.simulator.server import RunwareSimulator
+from bot.ui.texts_errors import runware_text
 from tests.e2e.conftest import BotFactory, LoopbackBot
 from tests.e2e.video_support import (
     assert_pings_only,
@@ -452,7 +453,7 @@ async def test_a_dry_run_says_so_on_everything_it_posts(
     ids=lambda e: f"{e.kind}-{e.code}-{e.parameter}",
 )
 def test_every_runware_failure_reads_as_plain_words_with_a_next_step(error: RunwareError) -> None:
-    text = error.user_message()
+    text = runware_text(error)
     assert problems_of(Sent("user_message", "content", text)) == [], text
     assert "someCode" not in text and "Something failed" not in text, text
     assert text[0].isupper() and text.endswith("."), text

@@ -14,6 +14,7 @@ from bot.store.guilds import GuildConfig
 from bot.store.ledger import SpendLine, SpendReport
 from bot.ui.texts import limit_name, report_text, settings_changed_text
 from cogs.limits._desk import parse_amount
+from tests.helpers import raises_saying
 
 GUILD = 1000
 
@@ -38,7 +39,7 @@ def test_amounts_are_exact_micro_dollars(amount: float | str, micros: int) -> No
     ],
 )
 def test_bad_amounts_are_refused_in_plain_words(amount: float | str, says: str) -> None:
-    with pytest.raises(InputError, match=says):
+    with raises_saying(InputError, says):
         parse_amount(amount)
 
 

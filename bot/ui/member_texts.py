@@ -34,7 +34,10 @@ def offer_closed_text(outcome: str, window_minutes: int) -> str:
             "again for a fresh estimate."
         )
     if outcome == "used":
-        return "This offer was already answered, so nothing more was started or reserved."
+        return (
+            "This offer was already answered, so nothing more was started or reserved. Use the command again for "
+            "another job."
+        )
     if outcome == "not_yours":
         return "Only the member who asked for this job can start it. Use the command yourself to get your own offer."
     return "This offer no longer exists. Use the command again for a fresh estimate."

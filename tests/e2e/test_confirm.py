@@ -122,3 +122,43 @@ async def test_below_the_amount_or_at_zero_nothing_asks_and_reroll_asks_too(
     [offer] = await h.wait_followups(1)
     assert offer.ephemeral and "hailuo:offer-start:" in " ".join(offer.custom_ids())
     assert len(video_tasks(e2e_sim)) == 2
+
+
+async def test_animate_and_extend_ask_first_too_and_start_runs_them_with_their_frame(
+    make_bot: BotFactory, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    """The offer keeps the whole plan (the frame image, what an extension continues) until Start."""
+    import base64
+
+    from tests.e2e.video_support import png_bytes, upload_tasks
+    from tests.fakes.discord.message_commands import post_as, send_message_command
+
+    w = discord_world
+    e2e_sim.varied_clips = True
+    bot = await make_bot()
+    await confirm_above(fake_discord, w, 0.28)
+    image = png_bytes(800, 450, (30, 160, 90))
+    posted = await post_as(fake_discord, w.member, w.channel, "", [("leaf.png", image)])
+    h = await send_message_command(fake_discord, "Animate image", posted, user=w.member)
+    await h.wait_modal()
+    sub = await fake_discord.submit_modal(handle=h, values={"prompt": "the leaf falls"})
+    [offer] = await sub.wait_followups(1)
+    assert "hailuo:offer-start:1" in offer.custom_ids()
+    await nothing_reserved(bot, e2e_sim)
+    started = await click_answer(fake_discord, offer, "hailuo:offer-start:1", w.member)
+    assert "Job #1 is on its way" in started.content
+    [upload] = upload_tasks(e2e_sim)
+    assert base64.b64decode(upload["image"].split(",", 1)[-1]) == image
+
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    post = await fake_discord.wait_for_message(w.channel, lambda m: "hailuo:extend:1" in m.custom_ids(), timeout=10)
+    h = await fake_discord.click(post, "hailuo:extend:1", user=w.member)
+    await h.wait_modal()
+    sub = await fake_discord.submit_modal(handle=h, values={"prompt": "the leaf lands"})
+    [offer] = await sub.wait_followups(1)
+    assert len(video_tasks(e2e_sim)) == 1 and await job_count(bot) == 1
+    started = await click_answer(fake_discord, offer, "hailuo:offer-start:2", w.member)
+    assert "Job #2 is on its way" in started.content
+    e2e_sim.finish(video_tasks(e2e_sim)[-1]["taskUUID"])
+    second = await fake_discord.wait_for_message(w.channel, lambda m: len(m.attachments) == 2, timeout=15)
+    assert "hailuo-2-1-extended.mp4" in [a.filename for a in second.attachments]

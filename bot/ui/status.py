@@ -142,13 +142,21 @@ class StatusReporter:
         self._waiting.pop(job.id, None)
         for memo in (self._last_edit, self._shown, self._shown_text):
             memo.pop(job.id, None)
-        channel: Any = self._client.get_partial_messageable(job.status_channel_id)
-        try:
-            await channel.get_partial_message(job.status_message_id).delete()
-        except discord.NotFound:
-            pass
-        except discord.HTTPException as exc:
-            log.info("job=%s status delete failed: %s", job.id, exc)
+        message = self._client.get_partial_messageable(job.status_channel_id).get_partial_message(job.status_message_id)
+        tries = 0
+        while True:  # a 429 is waited out by discord.py; a 5xx is tried again here, a few times
+            try:
+                await message.delete()
+                return
+            except discord.NotFound:
+                return
+            except discord.HTTPException as exc:
+                tries += 1
+                if exc.status < 500 or tries >= POST_TRIES or self._closing:
+                    log.info("job=%s status delete failed: %s", job.id, exc)
+                    return
+                log.info("job=%s status delete failed (%s); trying again", job.id, exc)
+                await asyncio.sleep(_backoff(tries - 1))
 
     async def _send_later(self, job_id: int, delay: float) -> None:
         await asyncio.sleep(delay)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -85,7 +86,7 @@ class OfferDesk:
         offers: OfferStore,
         guilds: GuildStore,
         ledger: SpendLedger,
-        clock: Any = utc_now,
+        clock: Callable[[], datetime] = utc_now,
         window: timedelta = OFFER_WINDOW,
     ) -> None:
         self._offers = offers

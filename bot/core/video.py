@@ -129,6 +129,7 @@ def _reencode(first: Any, second: Any) -> bytes:
     with av.open(out_buf, mode="w", format="mp4") as out:
         ost = out.add_stream("libx264", rate=rate)
         ost.width, ost.height, ost.pix_fmt = width, height, "yuv420p"
+        ost.options = {"preset": "veryfast", "crf": "18"}  # near-transparent, and quick on a small host
         index = 0
         for container in (first, second):
             for frame in container.decode(container.streams.video[0]):

@@ -17,8 +17,8 @@ from typing import Any
 from bot.core.errors import Paused
 from bot.core.models import ImageInput, Payer, SafetyMode, utc_now
 from bot.core.plans import FrameRef, JobPlan, Requester
-from bot.store.guilds import ChannelRule, GuildStore
-from bot.store.ledger import SpendLedger
+from bot.store.guilds import ChannelRule
+from bot.store.interface import Guilds, Ledger
 from bot.store.offers import OfferOutcome, OfferStore
 
 #: How long a member has to press Start.
@@ -84,8 +84,8 @@ class OfferDesk:
         self,
         *,
         offers: OfferStore,
-        guilds: GuildStore,
-        ledger: SpendLedger,
+        guilds: Guilds,
+        ledger: Ledger,
         clock: Callable[[], datetime] = utc_now,
         window: timedelta = OFFER_WINDOW,
     ) -> None:

@@ -11,8 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from bot.core.models import utc_now
+from bot.store.driver import Database, from_db_time, to_db_time
 from bot.store.jobs import Clock
-from bot.store.sqlite.db import Database, fetch_all, fetch_one, from_db_time, to_db_time, write
 
 
 class OfferOutcome(StrEnum):
@@ -54,9 +54,8 @@ class OfferStore:
         now = to_db_time(self._clock())
         async with self._db.transaction() as conn:
             # Offers nobody answered are of no use once expired: drop them as new ones come (bounded table).
-            await write(conn, "DELETE FROM offers WHERE state = 'open' AND expires_at < ?", (now,))
-            rows = await fetch_all(
-                conn,
+            await conn.execute("DELETE FROM offers WHERE state = 'open' AND expires_at < ?", (now,))
+            rows = await conn.fetchall(
                 "INSERT INTO offers (guild_id, user_id, channel_id, estimate_micros, plan_json, created_at, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (guild_id, user_id, channel_id, estimate_micros, plan_json, now, to_db_time(expires_at)),
@@ -67,7 +66,7 @@ class OfferStore:
         """Move an open, unexpired offer of this member to `to` ('started' or 'cancelled'), at most once."""
         now = to_db_time(self._clock())
         async with self._db.transaction() as conn:
-            row = await fetch_one(conn, "SELECT * FROM offers WHERE id = ?", (offer_id,))
+            row = await conn.fetchone("SELECT * FROM offers WHERE id = ?", (offer_id,))
             if row is None:
                 return OfferOutcome.MISSING, None
             offer = Offer(
@@ -87,8 +86,7 @@ class OfferStore:
                 return OfferOutcome.USED, offer
             if to == "started" and row["expires_at"] <= now:
                 return OfferOutcome.EXPIRED, offer
-            moved = await write(
-                conn,
+            moved = await conn.execute(
                 "UPDATE offers SET state = ?, closed_at = ? WHERE id = ? AND state = 'open'",
                 (to, now, offer_id),
             )

@@ -16,7 +16,7 @@ from bot.core.clips import ClipError, fetch_clip
 from bot.core.models import ClipResult, Job
 from bot.core.video import VideoError, join_async
 from bot.settings import Settings
-from bot.store.jobs import JobStore
+from bot.store.interface import Jobs
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def extend_origin(job: Job) -> tuple[int, int] | None:
         return None
 
 
-async def numbered_result(jobs: JobStore, job_id: int, n: int) -> ClipResult | None:
+async def numbered_result(jobs: Jobs, job_id: int, n: int) -> ClipResult | None:
     results = sorted(await jobs.results(job_id), key=lambda r: r.id)
     return results[n - 1] if 1 <= n <= len(results) else None
 
@@ -58,7 +58,7 @@ async def source_clip(
 
 
 async def joined_clip(
-    client: discord.Client, http: Any, settings: Settings, jobs: JobStore, job: Job, continuation: bytes
+    client: discord.Client, http: Any, settings: Settings, jobs: Jobs, job: Job, continuation: bytes
 ) -> bytes | None:
     """The clip this extension continues followed by `continuation`, or None (not an extension, or it failed)."""
     origin = extend_origin(job)

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from bot.core.models import JobState
+from bot.store.driver import to_db_time
+from bot.store.interface import Database
 from bot.store.jobs import JobStore
 from bot.store.ledger import SpendLedger
 from bot.store.offers import OfferOutcome, OfferStore
-from bot.store.sqlite.db import Database, to_db_time
 from tests.unit.test_store_jobs import NOW, Clock, make
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "bot.sqlite3")
-    await database.open()
-    yield database
-    await database.close()
+def db(database: Database) -> Database:
+    """Both backends (tests/conftest.py: store_backend)."""
+    return database
 
 
 async def offer(store: OfferStore, *, user_id: int = 7, minutes: int = 5) -> int:

@@ -1,4 +1,4 @@
--- Members' features (issue 13): confirm before costly jobs, and how long jobs of a size usually take.
+-- Members' features (issue 13): confirm before costly jobs. Portable SQL (PostgreSQL's copy types it as 0001 does).
 
 -- /videoadmin confirm-above: jobs whose estimate is at least this ask first (NULL = the default, 0 = never ask).
 ALTER TABLE guild_settings ADD COLUMN confirm_above_micros INTEGER;
@@ -18,6 +18,4 @@ CREATE TABLE offers (
     closed_at        TEXT
 );
 CREATE INDEX offers_by_expiry ON offers (state, expires_at);
-
--- "Usually ready in about N min": the latest finished jobs of one size.
-CREATE INDEX jobs_by_size ON jobs (resolution, duration, state, finished_at);
+-- "Usually ready in about N min" reads the latest finished jobs of one size through 0002's jobs_by_size.

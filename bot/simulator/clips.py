@@ -1,7 +1,7 @@
 """Small real MP4 clips for the simulator whose colour changes over time, so the first and last frames differ.
 
 Each clip is keyed (taskUUID and its index in the task): the same key always gives the same bytes, different keys
-colours. Made with PyAV (H.264, 25 fps) and cached, so a clip is encoded once per process.
+different colours. Made with PyAV (H.264, 25 fps) and cached, so a clip is encoded once per process.
 """
 
 from __future__ import annotations

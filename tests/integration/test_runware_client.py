@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from bot.runware.answers import Answer
 from bot.runware.client import RunwareClient
 from bot.runware.errors import ErrorKind, RunwareError, RunwareUnavailable, classify
 from bot.runware.models import (
@@ -130,7 +131,7 @@ def test_results_are_deduplicated_by_video_uuid() -> None:
     t = new_task_uuid()
     item = {"taskType": "videoInference", "taskUUID": t, "status": "success", "videoUUID": "V1", "videoURL": "u"}
     env = ResponseEnvelope.model_validate({"data": [item, item, {**item, "videoUUID": "V2"}]})
-    status = client._read_statuses([{"taskType": "getResponse", "taskUUID": t}], 200, env)[t]
+    status = client._read_statuses([{"taskType": "getResponse", "taskUUID": t}], Answer(200, env))[t]
     assert [i.video_uuid for i in status.successes] == ["V1", "V2"]
 
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import discord
 
 from bot.core.background import TaskGroup
-from bot.core.models import Job
+from bot.core.models import Job, utc_now
 from bot.store.jobs import JobStore
 from bot.ui.buttons import retry_view, status_view
 from bot.ui.texts import status_message
@@ -41,11 +42,21 @@ class _Edit:
 
 
 class StatusReporter:
-    def __init__(self, client: discord.Client, jobs: JobStore, *, interval: float) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        jobs: JobStore,
+        *,
+        interval: float,
+        clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._client = client
         self._jobs = jobs
         self._interval = interval
-        self._last_edit: dict[int, float] = {}
+        self._clock = clock  # the engine's clock: tests move it by hand
+        self._sleep = sleep
+        self._last_edit: dict[int, datetime] = {}
         self._waiting: dict[int, _Edit] = {}  # the newest edit not yet sent, per job
         self._shown: dict[int, int] = {}  # the rank of the phase each running job's status shows
         self._shown_text: dict[int, str] = {}  # what each running job's status says now
@@ -62,7 +73,7 @@ class StatusReporter:
             allowed_mentions=discord.AllowedMentions.none(),
         )
         await self._jobs.set_status_message(job.id, channel_id=msg.channel.id, message_id=msg.id)
-        self._last_edit[job.id] = time.monotonic()
+        self._last_edit[job.id] = self._clock()
         return msg
 
     async def update(
@@ -88,7 +99,7 @@ class StatusReporter:
                 del self._ended[next(iter(self._ended))]
         edit = _Edit(job, phase, progress, detail)
         last = self._last_edit.get(job.id)
-        wait = 0.0 if last is None else self._interval - (time.monotonic() - last)
+        wait = 0.0 if last is None else self._interval - (self._clock() - last).total_seconds()
         if wait <= 0 and waiting is None:
             await self._send(edit)
             return
@@ -97,7 +108,7 @@ class StatusReporter:
             self._timers.spawn(self._send_later(job.id, max(wait, 0.0)), name=f"status-{job.id}")
 
     async def _send_later(self, job_id: int, delay: float) -> None:
-        await asyncio.sleep(delay)
+        await self._sleep(delay)
         edit = self._waiting.pop(job_id, None)
         if edit is not None:
             await self._send(edit)
@@ -110,7 +121,7 @@ class StatusReporter:
         if not final and self._shown_text.get(job.id) == text:
             return  # nothing changed (the running time counts by itself in Discord): no edit
         self._shown_text[job.id] = text
-        self._last_edit[job.id] = time.monotonic()
+        self._last_edit[job.id] = self._clock()
         self._shown[job.id] = RANK.get(edit.phase, 0)
         view: discord.ui.View | None = status_view(job.id)  # Cancel while it runs
         if final:  # a failed or expired job can be tried again from its status; a finished one has its clips

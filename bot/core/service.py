@@ -37,7 +37,7 @@ from bot.core.policy import (
 from bot.core.tracker import JobTracker
 from bot.runware.client import RunwareClient
 from bot.runware.errors import RunwareError, RunwareUnavailable
-from bot.runware.models import VideoInferenceTask
+from bot.runware.models import FPS, VideoInferenceTask
 from bot.settings import Settings
 from bot.store.guilds import ChannelRule, GuildConfig, GuildStore
 from bot.store.jobs import JobStore, NewJob
@@ -254,7 +254,7 @@ class VideoService:
             "width": plan.width,
             "height": plan.height,
             "duration": plan.duration,
-            "fps": 25,
+            "fps": FPS,
             "numberResults": plan.variations,
             "deliveryMethod": "async",
             "includeCost": True,

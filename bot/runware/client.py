@@ -56,6 +56,11 @@ class RunwareStats:
     request_seconds: float = 0.0
 
 
+def data_uri(data: bytes, mime: str) -> str:
+    """The image as a `data:` URI, which Runware accepts wherever it takes an image."""
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
 class RunwareClient:
     """Runware over REST. Owns the one `aiohttp.ClientSession` unless one is injected; `http` lends it out."""
 
@@ -124,7 +129,7 @@ class RunwareClient:
 
     async def upload_image(self, data: bytes, mime: str) -> str:
         """Upload an image as a data URI and return its imageUUID, usable as a frame image."""
-        uri = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        uri = data_uri(data, mime)
 
         def build() -> Tasks:
             return [ImageUploadTask(task_uuid=new_task_uuid(), image=uri).to_wire()]

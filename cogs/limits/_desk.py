@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,8 @@ from bot.core.errors import InputError
 from bot.core.models import Micros, Payer, Period, Scope, format_usd, usd_to_micros
 from bot.core.policy import Limit, period_window
 from bot.ui.chart import render_spend_chart
-from bot.ui.checks import EngineHost, guild_of
+from bot.ui.checks import guild_of
+from bot.ui.groups import Desk
 from bot.ui.texts import (
     PERIOD_NOUNS,
     PERIOD_WORDS,
@@ -29,13 +30,9 @@ from bot.ui.texts import (
 )
 
 if TYPE_CHECKING:
-    from bot.core.engine import Engine
+    pass
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 MAX_LIMIT_USD = Decimal(1_000_000)
@@ -97,15 +94,8 @@ def parse_amount(amount: float | str) -> Micros:
     return micros
 
 
-class LimitsDesk:
+class LimitsDesk(Desk):
     """What /limits does: one store call each, then the new state in plain words."""
-
-    def __init__(self, host: EngineHost) -> None:
-        self._host = host
-
-    @property
-    def engine(self) -> Engine:
-        return self._host.engine
 
     # -- /limits -------------------------------------------------------------------------------------------------
 
@@ -164,14 +154,15 @@ class LimitsDesk:
     async def limits_report(self, interaction: discord.Interaction[Any], *, period: str | None) -> tuple[str, bytes]:
         gid = guild_of(interaction)
         p = Period(period or Period.MONTH)
-        report = await self.engine.ledger.report(gid, p, utcnow(), dry_run=self.engine.settings.dry_run)
+        report = await self.engine.ledger.report(gid, p, self.engine.clock(), dry_run=self.engine.settings.dry_run)
         title = f"Video spend per day, {PERIOD_NOUNS[p]} (UTC)"
         png = await asyncio.to_thread(render_spend_chart, report.daily, title=title)
         return report_text(report), png
 
     async def _in_force(self, gid: int, target: LimitTarget) -> list[str]:
         """The limits that apply to a target, each with spent, reserved, left and reset time."""
-        engine, now = self.engine, utcnow()
+        engine = self.engine
+        now = engine.clock()
         dry = engine.settings.dry_run
         ledger, guilds = engine.ledger, engine.guilds
         subject = limit_subject(target.scope, target.target_id, gid)

@@ -16,7 +16,9 @@ import pytest
 from bot.core.models import Payer, Period
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
-from bot.store.sqlite.db import LATEST_VERSION, Database, SchemaError, from_db_time, load_migrations, to_db_time
+from bot.store.sqlite.db import Database, SchemaError, from_db_time, load_migrations, to_db_time
+
+LATEST_VERSION = len(load_migrations())  # the newest schema the code knows
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 PACKAGED = Path(str(resources.files("bot.store.sqlite") / "migrations"))
@@ -93,7 +95,7 @@ def ledger(db: Database) -> SpendLedger:
 
 async def test_fresh_file_is_created_with_pragmas_and_latest_schema(db: Database) -> None:
     assert db.path.is_file()
-    assert db.schema_version == LATEST_VERSION == len(load_migrations())
+    assert db.schema_version == LATEST_VERSION
     assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"  # type: ignore[index]
     assert (await db.fetchone("PRAGMA foreign_keys"))[0] == 1  # type: ignore[index]
     assert (await db.fetchone("PRAGMA synchronous"))[0] == 2  # type: ignore[index]  # FULL

@@ -178,21 +178,17 @@ async def test_recent_for_member_is_newest_first_and_per_guild(store: JobStore, 
     assert [j.id for j in await store.recent_for_member(1, 3, limit=3)] == ids[::-1][:3]
 
 
-async def test_status_message_thread_attempts_and_params(store: JobStore, ledger: SpendLedger) -> None:
+async def test_status_message_thread_and_params(store: JobStore, ledger: SpendLedger) -> None:
     job_id = await make(ledger, "s")
     await store.set_status_message(job_id, channel_id=20, message_id=555)
     await store.set_thread(job_id, 66)
-    assert await store.bump_submit_attempts(job_id) == 1
-    assert await store.bump_submit_attempts(job_id) == 2
     job = await store.get(job_id)
     assert job is not None
     await store.set_params(job_id, {**job.params_dict(), "task": {"taskUUID": "s"}})
     job = await store.get(job_id)
     assert job is not None
-    assert (job.status_channel_id, job.status_message_id, job.thread_id, job.submit_attempts) == (20, 555, 66, 2)
+    assert (job.status_channel_id, job.status_message_id, job.thread_id) == (20, 555, 66)
     assert job.extra["task"] == {"taskUUID": "s"} and job.extra["safety_mode"] == "fast"
-    with pytest.raises(LookupError):
-        await store.bump_submit_attempts(9999)
 
 
 async def test_results_are_recorded_once(store: JobStore, ledger: SpendLedger) -> None:

@@ -60,9 +60,6 @@ def load_migrations(source: Traversable | Path | None = None) -> list[Migration]
     return found
 
 
-LATEST_VERSION: int = len(load_migrations())
-
-
 def to_db_time(value: datetime) -> str:
     """Fixed-width ISO-8601 UTC text, so SQL string comparison is time comparison."""
     if value.tzinfo is None:

@@ -329,12 +329,6 @@ class AccountManagementTask(WireRequest):
     operation: Literal["getDetails"] = "getDetails"
 
 
-class AuthenticationTask(WireRequest):
-    task_type: Literal["authentication"] = "authentication"
-    api_key: str
-    connection_session_uuid: str | None = None
-
-
 # --------------------------------------------------------------------------------------------------- responses
 
 

@@ -313,23 +313,7 @@ async def test_a_refused_reservation_writes_nothing(ledger: SpendLedger, db: Dat
     assert await db.fetchall("SELECT * FROM ledger") == []
 
 
-# -- reconcile and reports -----------------------------------------------------------------------------------------
-
-
-async def test_reconcile_closes_holds_of_finished_jobs(ledger: SpendLedger, db: Database) -> None:
-    jobs = JobStore(db)
-    ok, failed, expired, running = [await reserve(ledger, job()) for _ in range(4)]
-    for job_id in (ok, failed, expired, running):
-        await jobs.transition(job_id, JobState.SUBMITTED)
-    await jobs.transition(ok, JobState.SUCCEEDED, cost_micros=123)
-    await jobs.transition(failed, JobState.FAILED)
-    await jobs.transition(expired, JobState.EXPIRED)
-    assert await ledger.held_job_ids() == [ok, failed, expired, running]
-    assert await ledger.reconcile() == (1, 2)
-    assert await ledger.held_job_ids() == [running]
-    assert await ledger.reconcile() == (0, 0)
-    row = await db.fetchone("SELECT status, charged_micros FROM ledger WHERE job_id = ?", (ok,))
-    assert row is not None and tuple(row) == ("settled", 123)
+# -- reports -------------------------------------------------------------------------------------------------------
 
 
 async def test_report_totals_match_the_ledger(ledger: SpendLedger, db: Database) -> None:

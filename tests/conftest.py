@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.logs import reset_logging
+from bot.store.sqlite.db import Database
 
 pytest_plugins = ["tests.conftest_runware"]
 
@@ -27,3 +28,12 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "hailuo.sqlite3"
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """An open, migrated SQLite database in a fresh folder (the folder is created as the bot does)."""
+    database = Database(tmp_path / "data" / "bot.sqlite3")
+    await database.open()
+    yield database
+    await database.close()

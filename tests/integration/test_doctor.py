@@ -24,13 +24,7 @@ from bot.doctor import (
 from bot.settings import Settings
 from bot.simulator.server import RunwareSimulator
 from tests.fakes.discord import FakeDiscord
-from tests.helpers import make_settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.helpers import free_port, make_settings
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from bot.runware.models import (
 )
 from bot.simulator.server import RunwareSimulator
 from bot.ui.texts_errors import runware_text
-from tests.runware_helpers import SIM_KEY, Receiver, png_bytes, video_task
+from tests.fakes.images import png_bytes
+from tests.runware_helpers import SIM_KEY, Receiver, video_task
 
 pytest_plugins = ["tests.conftest_runware"]
 
@@ -371,8 +372,8 @@ def _first_last(first: str, last: str) -> VideoInferenceTask:
 
 
 async def test_last_frame_is_sent_as_documented_and_accepted(sim: RunwareSimulator, client: RunwareClient) -> None:
-    first = await client.upload_image(png_bytes(color="red"), "image/png")
-    last = await client.upload_image(png_bytes(color="blue"), "image/png")
+    first = await client.upload_image(png_bytes(color=(255, 0, 0)), "image/png")
+    last = await client.upload_image(png_bytes(color=(0, 0, 255)), "image/png")
     task = _first_last(first, last)
     await client.submit(task)
     frames = sim.requests[-1].tasks[0]["inputs"]["frameImages"]

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +17,7 @@ from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
 from bot.store.sqlite.db import Database
 from bot.ui.texts_errors import error_text
-from tests.helpers import raises_saying
+from tests.helpers import new_job, raises_saying
 
 NOW = datetime(2025, 1, 31, 22, 0, tzinfo=UTC)  # a Friday, two hours before a new day and month
 GUILD, MOD = 100, 900
@@ -28,14 +26,6 @@ GENERAL, STUDIO, POOL = 10, 11, 12
 ROLE_A, ROLE_B = 50, 51
 CLIP = usd_to_micros("0.28")
 _uuids = itertools.count()
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "bot.sqlite3")
-    await database.open()
-    yield database
-    await database.close()
 
 
 @pytest.fixture
@@ -61,7 +51,7 @@ def job(
     guild_id: int = GUILD,
     dry_run: bool = False,
 ) -> NewJob:
-    return NewJob(
+    return new_job(
         task_uuid=f"task-{next(_uuids)}",
         guild_id=guild_id,
         channel_id=channel_id,
@@ -70,12 +60,6 @@ def job(
         payer=payer,
         pool_channel_id=channel_id if payer is Payer.POOL else None,
         prompt="neon rain",
-        resolution="768p",
-        duration=6,
-        variations=1,
-        prompt_optimizer=False,
-        frame_count=0,
-        params={},
         estimate_micros=estimate,
         dry_run=dry_run,
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -13,10 +12,11 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from bot.core.models import Payer, Period
+from bot.core.models import Period
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
 from bot.store.sqlite.db import Database, SchemaError, from_db_time, load_migrations, to_db_time
+from tests.helpers import new_job
 
 LATEST_VERSION = len(load_migrations())  # the newest schema the code knows
 
@@ -28,14 +28,6 @@ ALTER TABLE jobs ADD COLUMN label TEXT NOT NULL DEFAULT 'none';
 CREATE INDEX jobs_by_label ON jobs (label);
 CREATE TABLE notes (id INTEGER PRIMARY KEY, job_id INTEGER NOT NULL REFERENCES jobs (id), body TEXT NOT NULL);
 """
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "data" / "bot.sqlite3")
-    await database.open()
-    yield database
-    await database.close()
 
 
 def migration_dir(root: Path, name: str, extra: dict[str, str] | None = None) -> Path:
@@ -66,24 +58,7 @@ def user_version(path: Path) -> int:
 
 
 def sample_job(task_uuid: str = "task-1") -> NewJob:
-    return NewJob(
-        task_uuid=task_uuid,
-        guild_id=1,
-        channel_id=2,
-        budget_channel_id=2,
-        user_id=3,
-        payer=Payer.MEMBER,
-        pool_channel_id=None,
-        prompt="a cat on a skateboard",
-        resolution="768p",
-        duration=6,
-        variations=1,
-        prompt_optimizer=False,
-        frame_count=0,
-        params={"safety_mode": "none"},
-        estimate_micros=280_000,
-        dry_run=False,
-    )
+    return new_job(task_uuid=task_uuid, params={"safety_mode": "none"})
 
 
 def ledger(db: Database) -> SpendLedger:

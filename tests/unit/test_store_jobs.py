@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from bot.core.models import FINAL_JOB_STATES, JOB_TRANSITIONS, JobState, Payer, 
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
 from bot.store.sqlite.db import Database
+from tests.helpers import new_job as make_new_job
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -24,14 +23,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "bot.sqlite3")
-    await database.open()
-    yield database
-    await database.close()
 
 
 @pytest.fixture
@@ -50,25 +41,17 @@ def ledger(db: Database) -> SpendLedger:
 
 
 def new_job(task_uuid: str, *, user_id: int = 3, guild_id: int = 1, **changes: object) -> NewJob:
-    job = NewJob(
-        task_uuid=task_uuid,
-        guild_id=guild_id,
-        channel_id=20,
-        budget_channel_id=20,
-        user_id=user_id,
-        payer=Payer.MEMBER,
-        pool_channel_id=None,
-        prompt="waves at dusk",
-        resolution="768p",
-        duration=6,
-        variations=2,
-        prompt_optimizer=True,
-        frame_count=1,
-        params={"image_uuids": ["img-1"], "safety_mode": "fast"},
-        estimate_micros=560_000,
-        dry_run=False,
-    )
-    return replace(job, **changes)  # type: ignore[arg-type]
+    fields: dict[str, object] = {
+        "channel_id": 20,
+        "budget_channel_id": 20,
+        "prompt": "waves at dusk",
+        "variations": 2,
+        "prompt_optimizer": True,
+        "frame_count": 1,
+        "params": {"image_uuids": ["img-1"], "safety_mode": "fast"},
+        "estimate_micros": 560_000,
+    }
+    return make_new_job(task_uuid=task_uuid, guild_id=guild_id, user_id=user_id, **(fields | changes))
 
 
 async def make(ledger: SpendLedger, task_uuid: str, **changes: object) -> int:

@@ -20,7 +20,7 @@ from bot.core.crashpoints import crash_point
 from bot.core.metrics import Metrics
 from bot.core.models import ClipResult, Job, JobState, ResultState
 from bot.core.sink import Delivered, JobSink
-from bot.store.jobs import JobStore
+from bot.store.interface import Jobs
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class Outbox:
     def __init__(
         self,
         *,
-        jobs: JobStore,
+        jobs: Jobs,
         job_lock: Callable[[int], AbstractAsyncContextManager[None]],
         sink: JobSink,
         metrics: Metrics | None = None,

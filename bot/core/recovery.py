@@ -17,7 +17,7 @@ from bot.core.tracker import JobTracker
 from bot.runware.client import RunwareClient
 from bot.runware.errors import RunwareError
 from bot.settings import Settings
-from bot.store.jobs import JobStore
+from bot.store.interface import Jobs
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class Recovery:
         self,
         *,
         settings: Settings,
-        jobs: JobStore,
+        jobs: Jobs,
         runware: RunwareClient,
         service: VideoService,
         tracker: JobTracker,

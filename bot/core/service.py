@@ -39,9 +39,9 @@ from bot.runware.client import RunwareClient
 from bot.runware.errors import RunwareError, RunwareUnavailable
 from bot.runware.models import FPS, VideoInferenceTask
 from bot.settings import Settings
-from bot.store.guilds import ChannelRule, GuildConfig, GuildStore
-from bot.store.jobs import JobStore, NewJob
-from bot.store.ledger import SpendLedger
+from bot.store.guilds import ChannelRule, GuildConfig
+from bot.store.interface import Guilds, Jobs, Ledger
+from bot.store.jobs import NewJob
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,9 @@ class VideoService:
         self,
         *,
         settings: Settings,
-        jobs: JobStore,
-        ledger: SpendLedger,
-        guilds: GuildStore,
+        jobs: Jobs,
+        ledger: Ledger,
+        guilds: Guilds,
         runware: RunwareClient,
         tracker: JobTracker,
         webhook_url: str | None = None,

@@ -22,8 +22,7 @@ from bot.core.sink import JobSink, NullSink
 from bot.runware.client import RunwareClient, TaskStatus
 from bot.runware.errors import RunwareError, classify
 from bot.runware.models import RunwareErrorItem, VideoResultItem
-from bot.store.jobs import JobStore
-from bot.store.ledger import SpendLedger
+from bot.store.interface import Jobs, Ledger
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +36,8 @@ class JobTracker:
     def __init__(
         self,
         *,
-        jobs: JobStore,
-        ledger: SpendLedger,
+        jobs: Jobs,
+        ledger: Ledger,
         runware: RunwareClient,
         poll_interval: float,
         max_wait: float,

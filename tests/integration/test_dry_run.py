@@ -26,12 +26,12 @@ def _instant_simulation(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def engine_in(db_path: Path, sim: RunwareSimulator) -> EngineIn:
+def engine_in(db_target: Path | str, sim: RunwareSimulator) -> EngineIn:
     """engine_in(dry_run): a started Engine on the test's database; live mode talks to `sim` as "Runware"."""
 
     @asynccontextmanager
     async def start(dry_run: bool) -> AsyncIterator[tuple[Engine, RecordingSink]]:
-        eng = Engine(make_settings(db_path, sim.base_url, dry_run=dry_run))
+        eng = Engine(make_settings(db_target, sim.base_url, dry_run=dry_run))
         sink = RecordingSink()
         await eng.start(sink)
         try:

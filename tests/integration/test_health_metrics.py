@@ -1,4 +1,4 @@
-"""/healthz and /metrics on the webhook server of a real Engine (simulator, SQLite file, loopback HTTP)."""
+"""/healthz and /metrics on the webhook server of a real Engine (simulator, each database backend, loopback HTTP)."""
 
 from __future__ import annotations
 
@@ -31,9 +31,11 @@ class Discord:
 
 
 @pytest.fixture
-async def served(sim: RunwareSimulator, db_path: Path) -> AsyncIterator[tuple[Engine, RecordingSink, Discord, str]]:
+async def served(
+    sim: RunwareSimulator, db_target: Path | str
+) -> AsyncIterator[tuple[Engine, RecordingSink, Discord, str]]:
     discord = Discord()
-    eng = Engine(make_settings(db_path, sim.base_url), extra_health=discord)
+    eng = Engine(make_settings(db_target, sim.base_url), extra_health=discord)
     sink = RecordingSink()
     await eng.start(sink)
     assert eng.webhook_server is not None

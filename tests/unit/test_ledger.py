@@ -13,9 +13,9 @@ from bot.core.errors import ConcurrencyLimited, OverLimit
 from bot.core.models import JobState, Payer, Period, Scope, usd_to_micros
 from bot.core.policy import Limit
 from bot.store.guilds import GuildDefaults, GuildStore
+from bot.store.interface import Database
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
-from bot.store.sqlite.db import Database
 from bot.ui.texts_errors import error_text
 from tests.helpers import new_job, raises_saying
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -15,10 +16,8 @@ import pytest
 from bot.core.models import Period
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
-from bot.store.sqlite.db import Database, SchemaError, from_db_time, load_migrations, to_db_time
+from bot.store.sqlite.db import LATEST_VERSION, Database, SchemaError, from_db_time, load_migrations, to_db_time
 from tests.helpers import new_job
-
-LATEST_VERSION = len(load_migrations())  # the newest schema the code knows
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 PACKAGED = Path(str(resources.files("bot.store.sqlite") / "migrations"))
@@ -28,6 +27,15 @@ ALTER TABLE jobs ADD COLUMN label TEXT NOT NULL DEFAULT 'none';
 CREATE INDEX jobs_by_label ON jobs (label);
 CREATE TABLE notes (id INTEGER PRIMARY KEY, job_id INTEGER NOT NULL REFERENCES jobs (id), body TEXT NOT NULL);
 """
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A SQLite database in a folder that does not exist yet (the bot creates it)."""
+    database = Database(tmp_path / "data" / "bot.sqlite3")
+    await database.open()
+    yield database
+    await database.close()
 
 
 def migration_dir(root: Path, name: str, extra: dict[str, str] | None = None) -> Path:

@@ -9,7 +9,7 @@ import pytest
 from bot.core.models import Period, SafetyMode, Scope
 from bot.core.policy import Limit
 from bot.store.guilds import ChannelRule, GuildConfig, GuildDefaults, GuildStore
-from bot.store.sqlite.db import Database
+from bot.store.interface import Database
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 GUILD, MOD = 100, 900

@@ -17,9 +17,13 @@ import asyncpg
 from pydantic import ValidationError
 
 from bot import logs
+from bot.core.blocklist import BlocklistGuard
+from bot.core.clips import ClipHosts
 from bot.core.errors import UserFacingError
 from bot.core.metrics import Metrics
 from bot.core.models import Period, usd_to_micros, utc_now
+from bot.core.policy import price_table_micros
+from bot.core.pricing import PriceBook
 from bot.core.recovery import Recovery
 from bot.core.service import VideoService
 from bot.core.sink import JobSink
@@ -29,11 +33,14 @@ from bot.runware.errors import RunwareError
 from bot.runware.models import VideoInferenceTask
 from bot.settings import Settings
 from bot.simulator.server import RunwareSimulator
+from bot.store.blocklist import BlocklistStore
 from bot.store.driver import SchemaError
+from bot.store.figures import SpendFigures
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.interface import Database, Guilds, Jobs, Ledger, open_database
 from bot.store.jobs import JobStore
 from bot.store.ledger import SpendLedger
+from bot.store.sqlite.db import open_problem
 from bot.web.webhook import WebhookDeps, WebhookServer, webhook_url
 
 log = logging.getLogger(__name__)
@@ -105,6 +112,9 @@ class Engine:
                 variations_cap=s.limits.variations_cap, concurrent_per_member=s.limits.concurrent_per_member
             ),
         )
+        self.blocklists = BlocklistStore(self.db, clock=self._clock)
+        self.spend = SpendFigures(self.db)
+        self.prices = PriceBook(price_table_micros(s.pricing), self.spend.clip_costs, dry_run=s.dry_run)
 
         base_url, api_key = s.runware.api_base, s.runware.api_key.get_secret_value()
         if s.dry_run:
@@ -125,6 +135,8 @@ class Engine:
         )
         await self.runware.start()
         stack.push_async_callback(self.runware.close)
+        #: Where clip URLs may point: the configured hosts and Runware's own API host (the simulator in a dry run).
+        self.clip_hosts = ClipHosts(s.delivery.clip_hosts, base_url)
         if self.simulator is not None:
             await self._replay_dry_run_tasks()
 
@@ -142,7 +154,9 @@ class Engine:
             clock=self._clock,
             metrics=self.metrics,
             dry_run=s.dry_run,
+            delivery_workers=s.delivery.download_workers,
         )
+        stack.push_async_callback(self.tracker.delivery_pool.stop, 10.0)
         self.service = VideoService(
             settings=s,
             jobs=self.jobs,
@@ -152,6 +166,8 @@ class Engine:
             tracker=self.tracker,
             webhook_url=self.webhook_url,
             clock=self._clock,
+            blocklist=BlocklistGuard(self.blocklists),
+            prices=self.prices,
         )
         self.recovery = Recovery(
             settings=s,
@@ -173,6 +189,8 @@ class Engine:
                 metrics=self.metrics,
                 health=self.health,
                 max_body_bytes=s.webhook.max_body_bytes,
+                read_timeout=s.webhook.read_timeout,
+                max_connections=s.webhook.max_connections,
             )
             self.webhook_server = WebhookServer(deps, s.webhook.host, s.webhook.port)
             stack.push_async_callback(self.webhook_server.close)
@@ -199,17 +217,14 @@ class Engine:
         try:
             await db.open()
         except SchemaError as exc:
-            raise StartupError(f"database: {exc}") from exc
+            raise StartupError(f"database: {exc}" if url else open_problem(s.database.path, exc)) from exc
         except (OSError, sqlite3.Error) as exc:
             if url:
                 raise StartupError(
                     f"can't connect to the database {db.describe()} ({_why(exc)}): check database.url / DATABASE_URL "
                     "and that the server is running (run `hailuo-bot doctor` for details)"
                 ) from exc
-            raise StartupError(
-                f"the database {s.database.path} can't be opened ({_why(exc)}): make its folder writable by this "
-                "user or set database.path (run `hailuo-bot doctor` for details)"
-            ) from exc
+            raise StartupError(open_problem(s.database.path, exc)) from exc
         except (asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             raise StartupError(
                 f"the database {db.describe()} can't be used ({_why(exc)}): check database.url / DATABASE_URL, "

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bot.core.blocklist import BlocklistGuard
 from bot.core.crashpoints import crash_point
 from bot.core.errors import (
     ChannelNotAllowed,
@@ -34,6 +35,7 @@ from bot.core.policy import (
     estimate_micros,
     price_table_micros,
 )
+from bot.core.pricing import PriceBook
 from bot.core.tracker import JobTracker
 from bot.runware.client import RunwareClient
 from bot.runware.errors import RunwareError, RunwareUnavailable
@@ -58,8 +60,12 @@ class VideoService:
         tracker: JobTracker,
         webhook_url: str | None = None,
         clock: Callable[[], datetime] = utc_now,
+        blocklist: BlocklistGuard | None = None,
+        prices: PriceBook | None = None,
     ) -> None:
         self._settings = settings
+        self.blocklist = blocklist  # checked in plan(): every way in (/video, buttons, modals) passes there
+        self.price_book = prices  # None: the configured table alone
         self._jobs = jobs
         self._ledger = ledger
         self._guilds = guilds
@@ -86,6 +92,8 @@ class VideoService:
         else:
             cfg = await self._guilds.get(who.guild_id)
             rule = await self._channel_rules(cfg, who)
+            if self.blocklist is not None:  # before anything is reserved or uploaded
+                await self.blocklist.check(who.guild_id, prompt)
         resolution = opts.resolution or cfg.default_resolution
         if opts.duration is not None:
             duration = opts.duration
@@ -113,7 +121,7 @@ class VideoService:
             variations=variations,
             prompt_optimizer=optimizer,
             payer=payer,
-            estimate_micros=estimate_micros(self._prices, resolution, duration, variations),
+            estimate_micros=await self._estimate(resolution, duration, variations),
             safety_mode=cfg.safety_mode,
             concurrency_cap=cfg.concurrent_per_member,
             channel_rule=rule,
@@ -121,6 +129,11 @@ class VideoService:
             frames=opts.frames,
             dry_run=self._settings.dry_run,
         )
+
+    async def _estimate(self, resolution: str, duration: int, variations: int) -> int:
+        if self.price_book is None:
+            return estimate_micros(self._prices, resolution, duration, variations)
+        return await self.price_book.estimate(resolution, duration, variations)
 
     async def _channel_rules(self, cfg: GuildConfig, who: Requester) -> ChannelRule:
         if cfg.paused:

@@ -75,5 +75,5 @@ def envelope(raw: bytes) -> ResponseEnvelope | None:
         return None
     try:
         return ResponseEnvelope.model_validate(json.loads(raw))
-    except (ValueError, ValidationError):  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (ValueError, RecursionError, ValidationError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None

@@ -18,7 +18,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
-from pydantic import ValidationError
 
 from bot.runware.answers import MAX_RETRY_AFTER, Answer, answer_error, envelope, retry_after_seconds, transient_status
 from bot.runware.errors import TRANSIENT_KINDS, ErrorKind, RunwareError, RunwareUnavailable, classify
@@ -32,9 +31,9 @@ from bot.runware.models import (
     TaskAck,
     TaskStatus,
     VideoInferenceTask,
-    VideoResultItem,
     new_task_uuid,
 )
+from bot.runware.results import parse_result_item
 
 if TYPE_CHECKING:
     from bot.core.metrics import Metrics
@@ -245,10 +244,8 @@ class RunwareClient:
             result = TaskStatus(task_uuid=uuid)
             seen: set[str] = set()
             for raw in env.items_for(uuid):
-                try:
-                    item = VideoResultItem.model_validate(raw)
-                except ValidationError:
-                    log.warning("task=%s: skipped a result item that does not parse", uuid)
+                item = parse_result_item(raw)  # a bad item (a negative or infinite cost ...) is logged and skipped
+                if item is None:
                     continue
                 if item.status == "error":
                     inline = item.error

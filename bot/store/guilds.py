@@ -367,11 +367,10 @@ class GuildStore:
     async def limits(self, guild_id: int) -> list[Limit]:
         return [limit_from_row(row) for row in await self._db.fetchall(SELECT_LIMITS, (guild_id,))]
 
-    async def audit_rows(self, guild_id: int, limit: int = 50) -> list[AuditRow]:
-        """The server's most recent changes, newest first."""
-        rows = await self._db.fetchall(
-            "SELECT * FROM audit WHERE guild_id = ? ORDER BY id DESC LIMIT ?", (guild_id, limit)
-        )
+    async def audit_rows(self, guild_id: int, limit: int = 50, *, actor_id: int | None = None) -> list[AuditRow]:
+        """The server's most recent changes, newest first; with `actor_id`, only the changes that member made."""
+        who, args = ("", (guild_id, limit)) if actor_id is None else (" AND actor_id = ?", (guild_id, actor_id, limit))
+        rows = await self._db.fetchall(f"SELECT * FROM audit WHERE guild_id = ?{who} ORDER BY id DESC LIMIT ?", args)
         return [
             AuditRow(
                 id=row["id"],

@@ -42,7 +42,9 @@ def clip_line(job: Job, result: ClipResult, n: int, *, link: bool) -> str:
     if job.dry_run and result.cost_micros is not None:
         cost += " (simulated)"
     head = f"**#{n}** · {job.resolution} · {job.duration} s · {seed} · {cost}"
-    if link:
+    if link and not result.video_url:  # the clip's URL is not on Runware's hosts: never shown
+        head += "\n(the clip could not be fetched from Runware, so it is not attached; try Reroll)"
+    elif link:
         head += f"\n{result.video_url} (too large to attach here)"
     return head
 
@@ -306,8 +308,8 @@ def _spend_rows(title: str, lines: Sequence[SpendLine], mention: str) -> list[st
     return out
 
 
-def report_text(report: SpendReport) -> str:
-    """The /limits report message: totals, top members, channels and pools, and the operator's spend apart."""
+def report_text(report: SpendReport, extra: Sequence[str] = ()) -> str:
+    """The /limits report message: totals, top members, channels and pools, the operator's spend apart, `extra`."""
     r = report
     first_day, last_day = r.window_start.date(), (r.window_end - timedelta(days=1)).date()
     span = f"{first_day.isoformat()}{f' to {last_day.isoformat()}' if last_day != first_day else ''}, UTC"
@@ -327,5 +329,6 @@ def report_text(report: SpendReport) -> str:
             f"Operator jobs (`hailuo-bot generate`), not in the totals: {format_usd(r.operator.total_micros)} · "
             f"{r.operator.jobs} job{'s' if r.operator.jobs != 1 else ''}"
         )
-    lines.append("Spend per day is in the attached chart.")
+    lines += extra
+    lines.append(f"Spend per {'hour' if r.period is Period.DAY else 'day'} is in the attached chart.")
     return fit("\n".join(lines))

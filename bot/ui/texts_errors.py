@@ -24,6 +24,7 @@ from bot.core.models import Period, Scope, format_usd
 from bot.core.policy import ALLOWED_DURATIONS, Limit
 from bot.runware.errors import ErrorKind, RunwareError, RunwareUnavailable
 from bot.runware.models import RunwareErrorItem
+from bot.ui.moderation import blocked_prompt_text
 from bot.ui.texts import PERIOD_WORDS, STATE_WORDS
 
 MIB = 1024 * 1024
@@ -118,6 +119,7 @@ _WORDS: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"{d['resolution']} clips can't be {d['duration']} s long. Allowed: {allowed_pairs_text()}."
     ),
     "prompt_empty": lambda d: "The prompt is empty. Describe the clip you want, in at least 2 characters.",
+    "prompt_control_characters": lambda d: "The prompt holds control characters. Remove them and send it again.",
     "prompt_too_short": lambda d: (
         f"The prompt is too short ({d['length']} character). Use at least {d['minimum']} characters."
     ),
@@ -170,6 +172,13 @@ _WORDS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "cancel_not_yours": lambda d: "Only the member who asked for this job, or a moderator, can cancel it.",
     "already_finished": lambda d: f"This job is already {STATE_WORDS[d['state']]}; there is nothing to cancel.",
     "finished_just_now": lambda d: "This job finished just now; there is nothing to cancel.",
+    # the blocklist (bot.core.blocklist): the phrase is moderator-typed text, shown inert
+    "blocked_phrase": lambda d: blocked_prompt_text(d["phrase"]),
+    "blocklist_full": lambda d: (
+        f"This server already blocks {d['cap']} phrases, the most allowed. Remove one with /videoadmin blocklist "
+        "remove first."
+    ),
+    "phrase_length": lambda d: f"A blocked phrase must be {d['min']} to {d['max']} characters. Try a shorter one.",
 }
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from bot.core.policy import Limit, period_window
 from bot.ui.chart import render_spend_chart
 from bot.ui.checks import guild_of
 from bot.ui.groups import Desk
+from bot.ui.moderation import price_drift_lines
 from bot.ui.texts import (
     PERIOD_NOUNS,
     PERIOD_WORDS,
@@ -152,12 +154,20 @@ class LimitsDesk(Desk):
         return fit("\n".join(await self._in_force(gid, limit_target(gid, member, role, channel))))
 
     async def limits_report(self, interaction: discord.Interaction[Any], *, period: str | None) -> tuple[str, bytes]:
-        gid = guild_of(interaction)
-        p = Period(period or Period.MONTH)
-        report = await self.engine.ledger.report(gid, p, self.engine.clock(), dry_run=self.engine.settings.dry_run)
-        title = f"Video spend per day, {PERIOD_NOUNS[p]} (UTC)"
-        png = await asyncio.to_thread(render_spend_chart, report.daily, title=title)
-        return report_text(report), png
+        """Totals, top lines, the operator apart and prices that drifted; a chart per hour (day) or per day."""
+        gid, engine = guild_of(interaction), self.engine
+        now = engine.clock()
+        p, dry = Period(period or Period.MONTH), engine.settings.dry_run
+        report = await engine.ledger.report(gid, p, now, dry_run=dry)
+        start, end = report.window_start, report.window_end
+        report = replace(report, operator=await engine.spend.operator_spend(start, end, dry_run=dry))
+        bars: Sequence[tuple[date, Micros]] = report.daily
+        if p is Period.DAY:
+            bars = await engine.spend.hourly(gid, start, end, now, dry_run=dry)
+        unit = "hour" if p is Period.DAY else "day"
+        title = f"Video spend per {unit}, {PERIOD_NOUNS[p]} (UTC)"
+        png = await asyncio.to_thread(render_spend_chart, bars, title=title)
+        return report_text(report, price_drift_lines(await engine.prices.drifts())), png
 
     async def _in_force(self, gid: int, target: LimitTarget) -> list[str]:
         """The limits that apply to a target, each with spent, reserved, left and reset time."""

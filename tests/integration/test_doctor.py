@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.cli import main
-from bot.core.engine import Engine
+from bot.core.engine import Engine, StartupError
 from bot.doctor import (
     Finding,
     check_config,
@@ -23,6 +24,8 @@ from bot.doctor import (
 )
 from bot.settings import Settings
 from bot.simulator.server import RunwareSimulator
+from bot.store.postgres.db import LATEST_VERSION as PG_LATEST
+from bot.store.sqlite.db import LATEST_VERSION
 from tests.fakes.discord import FakeDiscord
 from tests.helpers import free_port, make_settings
 
@@ -62,6 +65,7 @@ async def test_all_good_prints_one_line_per_check_and_exits_zero(settings_for: A
     assert [line.split("]")[1].split(":")[0].strip() for line in lines[:-1]] == [
         "config",
         "database",
+        "prices",
         "discord",
         "runware",
         "webhook",
@@ -79,13 +83,13 @@ async def test_config_finding_names_the_source_and_the_mode(settings_for: Any) -
 
 async def test_database_writable_and_migrated(settings_for: Any, db_path: Path) -> None:
     f = await check_database(settings_for())
-    assert f.ok and "writable" in f.text and "schema version 1" in f.text
+    assert f.ok and "writable" in f.text and f"schema version {LATEST_VERSION}" in f.text
     assert db_path.exists()
 
 
 async def test_postgres_database_reachable_and_migrated(settings_for: Any, pg_url: str) -> None:
     f = await check_database(settings_for(database={"url": pg_url}))
-    assert f.ok and "PostgreSQL" in f.text and "schema version 1" in f.text
+    assert f.ok and "PostgreSQL" in f.text and f"schema version {PG_LATEST}" in f.text
 
 
 async def test_postgres_database_unreachable_is_one_line_without_the_password(
@@ -102,6 +106,34 @@ async def test_database_that_cannot_be_created_is_one_line_with_the_fix(settings
     blocker.write_text("a file where the database folder should be")
     f = await check_database(settings_for(database={"path": str(blocker / "bot.sqlite3")}))
     assert_one_line_problem(f, str(blocker / "bot.sqlite3"), "writable", "database.path")
+
+
+async def test_a_corrupt_database_file_is_not_told_to_make_its_folder_writable(
+    settings_for: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "bot.sqlite3"
+    path.write_bytes(b"this is not a SQLite file at all, just some bytes " * 100)
+    f = await check_database(settings_for(database={"path": str(path)}))
+    assert_one_line_problem(f, str(path), "not a SQLite database or is damaged", "backup")
+    assert "writable" not in f.text
+
+
+async def test_a_database_from_a_newer_build_says_so(settings_for: Any, tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 999")
+    f = await check_database(settings_for(database={"path": str(path)}))
+    assert_one_line_problem(f, str(path), "newer than this build", "upgrade hailuo-bot")
+    assert "writable" not in f.text
+
+
+async def test_the_bot_start_names_a_corrupt_database_plainly(settings_for: Any, tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    path.write_bytes(b"SQLite format 2\x00" + b"garbage" * 1000)
+    with pytest.raises(StartupError) as err:
+        await Engine(settings_for(database={"path": str(path)})).start()
+    message = err.value.detail
+    assert "not a SQLite database or is damaged" in message and "writable" not in message and "\n" not in message
 
 
 async def test_discord_token_valid(settings_for: Any, discord: FakeDiscord) -> None:
@@ -247,8 +279,9 @@ def test_cli_doctor_prints_findings_only_and_exits_non_zero(
     assert code == 1
     assert out[0].startswith("[ok  ] config: loaded from built-in defaults") and "DRY RUN" in out[0]
     assert out[1].startswith("[ok  ] database:")
-    assert out[2].startswith("[FAIL] discord: DISCORD_TOKEN is not set")
-    assert out[3].startswith("[ok  ] runware: dry run")
-    assert out[4].startswith("[ok  ] webhook:")
-    assert out[5].startswith("1 problem(s) found")
-    assert len(out) == 6  # no log lines among the findings
+    assert out[2].startswith("[ok  ] prices: [pricing] is within 5 % of what Runware reported")
+    assert out[3].startswith("[FAIL] discord: DISCORD_TOKEN is not set")
+    assert out[4].startswith("[ok  ] runware: dry run")
+    assert out[5].startswith("[ok  ] webhook:")
+    assert out[6].startswith("1 problem(s) found")
+    assert len(out) == 7  # no log lines among the findings

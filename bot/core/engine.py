@@ -277,12 +277,18 @@ class Engine:
         log.warning("WEBHOOK_SECRET is not set: generated one and kept it in the database so webhooks survive restarts")
         return made
 
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The clock every part of this engine reads (tests inject one they move by hand)."""
+        return self._clock
+
     async def health(self) -> dict[str, bool]:
         checks: dict[str, bool] = {}
         try:
             await self.db.fetchone("SELECT 1")
             checks["database"] = True
-        except Exception:
+        except Exception as exc:
+            log.warning("health: the database check failed: %s: %s", type(exc).__name__, exc)
             checks["database"] = False
         checks["tracker"] = self.tracker.healthy
         if self._extra_health is not None:
@@ -296,5 +302,9 @@ class Engine:
                 await self.service.drain(drain_timeout)
             except TimeoutError:
                 log.warning("shutdown: submits still in flight after %.0fs", drain_timeout)
+        if self.webhook_server is not None:
+            # No new webhook may spawn work once the tracker drains, nor reach a closing database: stop listening
+            # (letting requests in flight finish) before anything else closes.
+            await self.webhook_server.close()
         await self._stack.aclose()
         self.started = False

@@ -39,7 +39,7 @@ from bot.core.pricing import PriceBook
 from bot.core.tracker import JobTracker
 from bot.runware.client import RunwareClient
 from bot.runware.errors import RunwareError, RunwareUnavailable
-from bot.runware.models import VideoInferenceTask
+from bot.runware.models import FPS, VideoInferenceTask
 from bot.settings import Settings
 from bot.store.guilds import ChannelRule, GuildConfig
 from bot.store.interface import Guilds, Jobs, Ledger
@@ -267,7 +267,7 @@ class VideoService:
             "width": plan.width,
             "height": plan.height,
             "duration": plan.duration,
-            "fps": 25,
+            "fps": FPS,
             "numberResults": plan.variations,
             "deliveryMethod": "async",
             "includeCost": True,

@@ -6,15 +6,12 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.core.models import Period, SafetyMode, Scope, utc_now
 from bot.core.policy import DURATIONS, MAX_VARIATIONS, RESOLUTIONS, Limit
 from bot.store.driver import Conn, Database, Row, from_db_time, marks, to_db_time
 from bot.store.jobs import Clock
-
-if TYPE_CHECKING:
-    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +26,6 @@ class GuildDefaults:
     default_duration: int = 6
     prompt_optimizer: bool = False
     safety_mode: SafetyMode = SafetyMode.NONE
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> GuildDefaults:
-        return cls(
-            variations_cap=settings.limits.variations_cap,
-            concurrent_per_member=settings.limits.concurrent_per_member,
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ from bot.core.models import (
     RESULT_TRANSITIONS,
     ClipResult,
     Job,
+    JobSpec,
     JobState,
-    Micros,
     Payer,
     ResultState,
     utc_now,
@@ -34,25 +34,11 @@ Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True, slots=True)
-class NewJob:
+class NewJob(JobSpec):
     """A job about to be reserved: everything the row needs except what the store assigns."""
 
-    task_uuid: str
-    guild_id: int
-    channel_id: int
     budget_channel_id: int
-    user_id: int
-    payer: Payer
-    pool_channel_id: int | None
-    prompt: str
-    resolution: str
-    duration: int
-    variations: int
-    prompt_optimizer: bool
-    frame_count: int
     params: Mapping[str, Any]
-    estimate_micros: Micros
-    dry_run: bool
     parent_job_id: int | None = None
     thread_id: int | None = None
 
@@ -223,18 +209,6 @@ class JobStore:
         await self._db.execute(
             "UPDATE jobs SET thread_id = ?, updated_at = ? WHERE id = ?", (thread_id, self._now(), job_id)
         )
-
-    async def bump_submit_attempts(self, job_id: int) -> int:
-        """Count one more submit attempt (before it is made) and return the new count."""
-        async with self._db.transaction() as conn:
-            rows = await conn.fetchall(
-                "UPDATE jobs SET submit_attempts = submit_attempts + 1, updated_at = ? WHERE id = ? "
-                "RETURNING submit_attempts",
-                (self._now(), job_id),
-            )
-        if not rows:
-            raise LookupError(f"no job {job_id}")
-        return int(rows[0][0])
 
     async def tracked_task_uuids(self) -> list[str]:
         """Tasks Runware may still be working on: submitted ones, and cancelled ones whose money is still held."""

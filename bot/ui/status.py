@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import discord
 
 from bot.core.background import TaskGroup
-from bot.core.models import Job
+from bot.core.models import Job, utc_now
 from bot.store.interface import Jobs
 from bot.ui.buttons import retry_view, status_view
 from bot.ui.texts import status_message
@@ -60,11 +61,21 @@ class _Edit:
 
 
 class StatusReporter:
-    def __init__(self, client: discord.Client, jobs: Jobs, *, interval: float) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        jobs: Jobs,
+        *,
+        interval: float,
+        clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._client = client
         self._jobs = jobs
         self._interval = interval
-        self._last_edit: dict[int, float] = {}
+        self._clock = clock  # the engine's clock: tests move it by hand
+        self._sleep = sleep
+        self._last_edit: dict[int, datetime] = {}
         self._waiting: dict[int, _Edit] = {}  # the newest edit not yet sent, per job
         self._shown: dict[int, int] = {}  # the rank of the phase each running job's status shows
         self._shown_text: dict[int, str] = {}  # what each running job's status says now
@@ -79,7 +90,7 @@ class StatusReporter:
         """Post the job's status message and remember where it is (durably, so a restart can edit it)."""
         msg = await self._post(job, channel)
         await self._jobs.set_status_message(job.id, channel_id=msg.channel.id, message_id=msg.id)
-        self._last_edit[job.id] = time.monotonic()
+        self._last_edit[job.id] = self._clock()
         return msg
 
     async def _post(self, job: Job, channel: discord.abc.Messageable) -> discord.Message:
@@ -98,7 +109,7 @@ class StatusReporter:
                 if exc.status < 500 or tries >= POST_TRIES:
                     raise
                 log.info("job=%s status post failed (%s); trying again", job.id, exc)
-                await asyncio.sleep(_backoff(tries - 1))
+                await self._sleep(_backoff(tries - 1))
 
     async def update(
         self,
@@ -121,7 +132,7 @@ class StatusReporter:
             self._end(job.id, deleted=False)
         edit = _Edit(job, phase, progress, detail)
         last = self._last_edit.get(job.id)
-        wait = 0.0 if last is None else self._interval - (time.monotonic() - last)
+        wait = 0.0 if last is None else self._interval - (self._clock() - last).total_seconds()
         if wait <= 0 and waiting is None:
             await self._send(edit)
             return
@@ -159,7 +170,7 @@ class StatusReporter:
                 await asyncio.sleep(_backoff(tries - 1))
 
     async def _send_later(self, job_id: int, delay: float) -> None:
-        await asyncio.sleep(delay)
+        await self._sleep(delay)
         edit = self._waiting.pop(job_id, None)
         if edit is not None:
             await self._send(edit)
@@ -175,7 +186,7 @@ class StatusReporter:
         if not final and self._shown_text.get(job.id) == text:
             return  # nothing changed (the running time counts by itself in Discord): no edit
         self._shown_text[job.id] = text
-        self._last_edit[job.id] = time.monotonic()
+        self._last_edit[job.id] = self._clock()
         self._shown[job.id] = RANK.get(edit.phase, 0)
         view: discord.ui.View | None = status_view(job.id)  # Cancel while it runs
         if final:  # a failed or expired job can be tried again from its status; a finished one has its clips

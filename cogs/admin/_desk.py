@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -11,7 +10,8 @@ import discord
 from bot.core.errors import InputError
 from bot.core.models import SafetyMode, format_usd, usd_to_micros
 from bot.core.policy import MAX_VARIATIONS, check_resolution_duration
-from bot.ui.checks import EngineHost, guild_of
+from bot.ui.checks import guild_of
+from bot.ui.groups import Desk
 from bot.ui.moderation import (
     audit_pages,
     blocklist_added_text,
@@ -30,26 +30,17 @@ from bot.ui.texts import (
 )
 
 if TYPE_CHECKING:
-    from bot.core.engine import Engine
+    pass
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 MAX_CONCURRENCY = 50  # as the config key limits.concurrent_per_member
 MAX_AUDIT_ROWS = 50
 
 
-class SettingsDesk:
-    def __init__(self, host: EngineHost) -> None:
-        self._host = host
-
-    @property
-    def engine(self) -> Engine:
-        return self._host.engine
+class SettingsDesk(Desk):
+    """What /videoadmin does: one store call each, then the new settings in plain words."""
 
     # -- /videoadmin ---------------------------------------------------------------------------------------------
 

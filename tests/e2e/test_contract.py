@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from tests.e2e.conftest import LoopbackBot, e2e_settings, start_bot, stop_bot
 from tests.e2e.video_support import ledger, png_bytes, result_messages, status_messages, video, video_tasks
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.world import DiscordWorld
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -211,12 +211,6 @@ async def test_every_command_defers_ephemerally_and_answers_ephemerally(
             assert chart.data.startswith(b"\x89PNG"), "the report carries a PNG chart"
     assert fake_discord.channel_messages(w.channel) == [], "nothing public came of these"
     assert e2e_sim.requests == []
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def generated_lines(caplog: pytest.LogCaptureFixture) -> list[str]:

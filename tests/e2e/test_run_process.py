@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -21,19 +20,13 @@ import pytest
 from tests.e2e.conftest import BotFactory
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.world import DiscordWorld
-from tests.helpers import metric_value
+from tests.helpers import free_port, metric_value
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0  # a guard against hangs only: the first start may check the virtualenv's requirements
 NOISE = ("Task was destroyed", "Unclosed", "Exception ignored", "never awaited")
 
 pytestmark = pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="run.sh is tested from a virtualenv")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class BotProcess:

@@ -80,7 +80,7 @@ class StatusReporter:
         self._shown: dict[int, int] = {}  # the rank of the phase each running job's status shows
         self._shown_text: dict[int, str] = {}  # what each running job's status says now
         self._timers = TaskGroup("status-edits")
-        self._usual: dict[tuple[str, int, bool], tuple[float, float]] = {}  # size -> (when read, median seconds)
+        self._usual: dict[tuple[str, int, bool], tuple[datetime, float]] = {}  # size -> (when read, median seconds)
         # Jobs whose status reached a final phase, oldest first: later routine news is stale. Bounded, since a stale
         # update follows its job's end within one poll round. True: the status message was deleted (no edit at all).
         self._ended: dict[int, bool] = {}
@@ -210,7 +210,7 @@ class StatusReporter:
         """How long jobs of this size usually take; a known figure is reused for a minute (one query per size)."""
         key = (job.resolution, job.duration, job.dry_run)
         cached = self._usual.get(key)
-        if cached is not None and time.monotonic() - cached[0] < USUAL_TTL:
+        if cached is not None and (self._clock() - cached[0]).total_seconds() < USUAL_TTL:
             return cached[1]
         try:
             seconds = await self._jobs.usual_seconds(job.resolution, job.duration, dry_run=job.dry_run)
@@ -218,7 +218,7 @@ class StatusReporter:
             log.info("job=%s usual time unavailable: %s", job.id, exc)
             return None
         if seconds is not None:
-            self._usual[key] = (time.monotonic(), seconds)
+            self._usual[key] = (self._clock(), seconds)
         return seconds
 
     def _retry(self, edit: _Edit, exc: discord.HTTPException) -> None:

@@ -35,11 +35,12 @@ TABLES = (
     "kv",
     "blocklist",
     "blocklist_versions",
+    "offers",
 )
 #: Tables the database keeps itself from the copied ones (triggers on ledger): not copied, filled as rows arrive.
 DERIVED_TABLES = ("ledger_days",)
 #: Tables whose id the database assigns: their counters move past the copied ids.
-IDENTITY_TABLES = ("jobs", "results", "audit")
+IDENTITY_TABLES = ("jobs", "results", "audit", "offers")
 BATCH = 2000
 #: Sums that must agree after the copy (money in micro-dollars, by ledger status; jobs' estimates and costs).
 TOTALS = (

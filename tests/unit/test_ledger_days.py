@@ -8,10 +8,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.core.models import JobState, Payer, Period, Scope
+from bot.core.models import Payer, Period, Scope
 from bot.core.policy import Limit
 from bot.store.driver import Database as AnyDatabase
-from bot.store.jobs import JobStore, NewJob
+from bot.store.jobs import NewJob
 from bot.store.ledger import SpendLedger
 from bot.store.sqlite.db import Database, to_db_time
 
@@ -97,12 +97,12 @@ async def test_day_sums_follow_every_reserve_settle_release_and_reconcile(databa
     rng = random.Random(12)
     await random_history(db, rng, 150)
     assert nonzero(await day_sums(db)) == nonzero(await direct_sums(db))
-    # a crash left holds of finished jobs open: reconcile closes them in bulk, the day sums follow
-    jobs = JobStore(db)
-    for row in await db.fetchall("SELECT job_id FROM ledger WHERE status = 'held'"):
-        await jobs.transition(int(row[0]), rng.choice([JobState.SUBMITTED, JobState.FAILED]))
-        await jobs.transition(int(row[0]), rng.choice([JobState.SUCCEEDED, JobState.EXPIRED]))
-    await SpendLedger(db, member_defaults={}, server_defaults={}).reconcile()
+    # many rows changed by one statement (a bulk settle and release), the day sums follow each row
+    await db.execute(
+        "UPDATE ledger SET status = 'settled', charged_micros = held_micros + 7 "
+        "WHERE status = 'held' AND job_id % 3 = 0"
+    )
+    await db.execute("UPDATE ledger SET status = 'released' WHERE status = 'held' AND job_id % 3 = 1")
     await db.execute("DELETE FROM ledger WHERE job_id = (SELECT MIN(job_id) FROM ledger)")
     assert nonzero(await day_sums(db)) == nonzero(await direct_sums(db))
 
@@ -110,7 +110,9 @@ async def test_day_sums_follow_every_reserve_settle_release_and_reconcile(databa
 async def test_a_database_with_history_gets_its_day_sums_when_migrated(tmp_path: Path) -> None:
     before = tmp_path / "before"
     before.mkdir()
-    shutil.copy(PACKAGED / "0001_init.sql", before / "0001_init.sql")
+    for migration in PACKAGED.glob("*.sql"):  # every migration before the one that adds the day sums
+        if "perf_indexes" not in migration.name:
+            shutil.copy(migration, before / migration.name)
     path = tmp_path / "old.sqlite3"
     async with Database(path, migrations=before) as db:  # as the previous release left it
         await random_history(db, random.Random(7), 120)

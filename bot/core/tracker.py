@@ -17,6 +17,7 @@ from bot.core.background import KeyedPool, Loop, TaskGroup
 from bot.core.errors import Failure, FailureKind
 from bot.core.metrics import Metrics
 from bot.core.models import Job, JobState, ResultState, usd_to_micros, utc_now
+from bot.core.progress import ProgressMemory, progress_of
 from bot.core.outbox import Outbox
 from bot.core.policy import cost_is_sane
 from bot.core.sink import JobSink, NullSink
@@ -32,11 +33,6 @@ log = logging.getLogger(__name__)
 NOT_FOUND_STRIKES = 3
 #: The tracker reads unhealthy when no sweep has ended for this many poll intervals.
 STALL_INTERVALS = 3
-
-
-def _progress(status: TaskStatus) -> int | None:
-    """The furthest progress (0–100) Runware reports for the task's generations, if any."""
-    return max((i.progress for i in status.items if i.progress is not None), default=None)
 
 
 def sane_cost(job: Job, cost: int | None) -> int | None:
@@ -74,8 +70,7 @@ class JobTracker:
         self._locks: dict[int, asyncio.Lock] = {}  # per job, only while someone holds or waits for it
         self._lock_users: dict[int, int] = {}
         self._not_found: defaultdict[int, int] = defaultdict(int)
-        #: job id -> (progress, status message) last handed to the sink, so an unchanged job is not told again.
-        self._progress_told: dict[int, tuple[int | None, int | None]] = {}
+        self._progress = ProgressMemory()
         self._tasks = TaskGroup("tracker")
         self.loop = Loop("poll-sweep", self.poll_once, poll_interval)
         self._poll_interval = poll_interval
@@ -168,8 +163,7 @@ class JobTracker:
         ids = {job.id for job in live}
         for job_id in [k for k in self._not_found if k not in ids]:
             del self._not_found[job_id]  # finished some other way: forget its strikes
-        for job_id in [k for k in self._progress_told if k not in ids]:
-            del self._progress_told[job_id]
+        self._progress.keep_only(ids)
         statuses: dict[str, TaskStatus] = {}
         failure: RunwareError | None = None
         if live:
@@ -185,17 +179,15 @@ class JobTracker:
     async def _apply_sweep(self, live: Sequence[TrackedJob], statuses: Mapping[str, TaskStatus], now: datetime) -> None:
         """Act on what one sweep learnt. Most jobs are still processing with nothing new to show: those cost a
         dictionary lookup; the rest are loaded in full (one query per few hundred) and go through `apply_status`."""
-        busy: list[tuple[TrackedJob, TaskStatus | None]] = []
-        for row in live:
-            status = statuses.get(row.task_uuid)
-            overdue = (now - row.started_at).total_seconds() > self._max_wait
-            if not overdue and (status is None or self._quiet(row, status)):
-                continue
-            busy.append((row, status))
+        busy = [
+            (row, statuses.get(row.task_uuid))
+            for row in live
+            if (now - row.started_at).total_seconds() > self._max_wait  # overdue
+            or ((status := statuses.get(row.task_uuid)) is not None and not self._quiet(row, status))
+        ]
         jobs = await self._jobs.get_many([row.id for row, _ in busy]) if busy else {}
         for row, status in busy:
-            job = jobs.get(row.id)
-            if job is None:
+            if (job := jobs.get(row.id)) is None:
                 continue
             if status is not None:
                 await self.apply_status(job, status)
@@ -211,11 +203,7 @@ class JobTracker:
         self._not_found.pop(row.id, None)
         if row.state is not JobState.SUBMITTED:
             return True  # cancelled and still running at Runware: waits for its end
-        return not self._progress_is_news(row.id, row.status_message_id, _progress(status))
-
-    def _progress_is_news(self, job_id: int, status_message_id: int | None, progress: int | None) -> bool:
-        """Progress is shown on the job's status message: news when there is one and it has not been told this."""
-        return status_message_id is not None and self._progress_told.get(job_id) != (progress, status_message_id)
+        return not self._progress.is_news(row.id, row.status_message_id, progress_of(status))
 
     def _overdue(self, job: Job, now: datetime) -> bool:
         started = job.submitted_at or job.created_at
@@ -258,9 +246,9 @@ class JobTracker:
         if finals >= job.variations:
             await self._finish(job, failures=failures)
         elif job.state is JobState.SUBMITTED:
-            progress = _progress(status)
-            if self._progress_is_news(job.id, job.status_message_id, progress):
-                self._progress_told[job.id] = (progress, job.status_message_id)
+            progress = progress_of(status)
+            if job.status_message_id is not None and self._progress.is_news(job.id, job.status_message_id, progress):
+                self._progress.told(job.id, job.status_message_id, progress)
                 await self.sink.job_progress(job, progress)
 
     # -- webhooks ------------------------------------------------------------------------------------------------

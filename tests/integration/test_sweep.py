@@ -139,4 +139,4 @@ async def test_lean_sweep_reaches_every_end_as_before(
     assert await eng.ledger.held_job_ids() == []
     assert sorted(job_id for job_id, _ in sink.failed) == sorted([failed.id, forgotten.id, running.id])
     assert dict(eng.tracker._not_found) == {}
-    assert eng.tracker._progress_told == {}
+    assert len(eng.tracker._progress) == 0

@@ -15,6 +15,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from bot import logs
+from bot.core.background import Loop
 from bot.core.errors import UserFacingError
 from bot.core.metrics import Metrics
 from bot.core.models import Period, usd_to_micros, utc_now
@@ -28,6 +29,7 @@ from bot.settings import Settings
 from bot.simulator.server import RunwareSimulator
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.jobs import JobStore
+from bot.store.leases import Leases
 from bot.store.ledger import SpendLedger
 from bot.store.sqlite.db import Database, SchemaError
 from bot.web.webhook import WebhookDeps, WebhookServer, webhook_url
@@ -97,6 +99,7 @@ class Engine:
         log.info("database %s ready (schema version %d)", s.database.path, self.db.schema_version)
 
         self.jobs = JobStore(self.db, clock=self._clock)
+        await self._start_leases()
         self.ledger = SpendLedger(self.db, member_defaults=member_defaults(s), server_defaults=server_defaults(s))
         self.guilds = GuildStore(
             self.db,
@@ -141,6 +144,7 @@ class Engine:
             clock=self._clock,
             metrics=self.metrics,
             dry_run=s.dry_run,
+            leases=self.leases,
         )
         self.service = VideoService(
             settings=s,
@@ -151,6 +155,7 @@ class Engine:
             tracker=self.tracker,
             webhook_url=self.webhook_url,
             clock=self._clock,
+            leases=self.leases,
         )
         self.tracker.before_sweep = self.service.recover_reserved
         self.tracker.in_flight = self.service.in_flight
@@ -177,6 +182,21 @@ class Engine:
         if not self.webhook_url:
             log.info("no webhook.public_url: results come by polling every %ss", s.runware.poll_interval)
         self.started = True
+
+    async def _start_leases(self) -> None:
+        """This process's claims on jobs (SPEC §10), renewed three times per lease while it runs."""
+        seconds = self.settings.lease_seconds
+        self.leases = Leases(self.db, seconds=seconds, shared=False, clock=self._clock)
+        if not self.leases.shared:
+            await self.leases.clear()  # SQLite has one process: leases left in the file belong to a dead one
+        self._stack.push_async_callback(self.leases.release_all)  # a clean stop hands the work over at once
+        self._lease_keeper = Loop("lease-renewal", self._renew_leases, seconds / 3)
+        self._lease_keeper.start()
+        self._stack.push_async_callback(self._lease_keeper.stop)
+        log.info("process %s: leases of %.0f s", self.leases.owner, seconds)
+
+    async def _renew_leases(self) -> None:
+        await self.leases.renew()
 
     async def start_tracking(self) -> None:
         """Resume interrupted work and start polling (after the sink is ready to post)."""

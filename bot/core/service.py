@@ -30,6 +30,7 @@ from bot.runware.models import VideoInferenceTask
 from bot.settings import Settings
 from bot.store.guilds import ChannelRule, GuildConfig, GuildStore
 from bot.store.jobs import JobStore, NewJob
+from bot.store.leases import Leases
 from bot.store.ledger import SpendLedger
 from bot.ui.texts import STATE_WORDS
 
@@ -117,8 +118,14 @@ class VideoService:
         tracker: JobTracker,
         webhook_url: str | None = None,
         clock: Callable[[], datetime] = utc_now,
+        leases: Leases | None = None,
     ) -> None:
         self._settings = settings
+        #: Claims on jobs shared with other processes (SPEC §10); None: this process is alone with the database.
+        self._leases = leases
+        # A young RESERVED job may be mid-submit in some process; one older than this (or than a lease, which its
+        # owner would have renewed) was interrupted.
+        self._grace = min(RESERVED_GRACE, timedelta(seconds=leases.seconds)) if leases else RESERVED_GRACE
         self._jobs = jobs
         self._ledger = ledger
         self._guilds = guilds
@@ -225,6 +232,7 @@ class VideoService:
         )
         cap = None if plan.payer is Payer.OPERATOR else plan.concurrency_cap
         job = await self._ledger.reserve(new, role_ids=who.role_ids, concurrency_cap=cap, now=self._clock())
+        await self._claim(job.id)  # this process submits it; the others leave it alone while the lease lives
         log.info("job=%s task=%s guild=%s reserved %d micros", job.id, job.task_uuid, job.guild_id, job.estimate_micros)
         crash_point("after_job_row")
         return job
@@ -247,10 +255,16 @@ class VideoService:
         finally:
             self._end(job.id)
 
+    async def _claim(self, job_id: int) -> bool:
+        return self._leases is None or await self._leases.claim_job(job_id)
+
     async def _submit_stored(self, job: Job, task: dict[str, Any]) -> Job:
         current = await self._jobs.get(job.id) or job
         if current.state is not JobState.RESERVED:
             return await self._moved_on(current)
+        if not await self._claim(job.id):  # renewed right before the submit: no other process may send it too
+            log.info("job=%s task=%s is claimed by another process; leaving its submit to it", job.id, job.task_uuid)
+            return current
         try:
             model = VideoInferenceTask.model_validate(task)
             await self._runware.submit(model)
@@ -358,13 +372,23 @@ class VideoService:
         getResponse first whenever the outcome of a submit is unknown.
         """
         now = self._clock()
+        candidates: list[Job] = []
         for job in await self._jobs.unfinished():
             if job.state is not JobState.RESERVED or job.id in self._inflight:
                 continue
             if job.dry_run != self._settings.dry_run:
                 continue  # a dry-run job never goes to the real Runware, nor a live one to the simulator
-            if not startup and now - job.created_at < RESERVED_GRACE:
+            if not startup and now - job.created_at < self._grace:
                 continue
+            candidates.append(job)
+        if self._leases is not None and candidates:
+            # Only the jobs no live process holds; a job never leased may be one another process reserves just now.
+            fresh_start = startup and not self._leases.shared
+            claimed = await self._leases.claim_jobs(
+                [j.id for j in candidates], unleased_before=None if fresh_start else now - self._grace
+            )
+            candidates = [j for j in candidates if j.id in claimed]
+        for job in candidates:
             overdue = (now - job.created_at).total_seconds() > self._settings.runware.max_wait
             task = job.params_dict().get("task")
             if not isinstance(task, dict):  # the task is stored before any submit: this one was never sent

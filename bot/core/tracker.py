@@ -25,6 +25,7 @@ from bot.runware.client import RunwareClient, TaskStatus
 from bot.runware.errors import RunwareError, classify, user_message_for
 from bot.runware.models import RunwareErrorItem, VideoResultItem
 from bot.store.jobs import JobStore
+from bot.store.leases import Leases
 from bot.store.ledger import SpendLedger
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,12 @@ class JobTracker:
         clock: Callable[[], datetime] = utc_now,
         metrics: Metrics | None = None,
         dry_run: bool = False,
+        leases: Leases | None = None,
     ) -> None:
         self._jobs = jobs
+        #: Claims shared with other processes (SPEC §10): a sweep polls only the jobs it claimed, a delivery posts
+        #: only the results it claimed. None: this process is alone with the database.
+        self._leases = leases
         self._metrics = metrics
         self._dry_run = dry_run
         self._ledger = ledger
@@ -140,6 +145,10 @@ class JobTracker:
             if self.in_flight(job.id):
                 continue  # cancelled while its submit is under way: looked at once the submit has ended
             live.append(job)
+        if self._leases is not None and live:
+            # Each job is polled by one process per sweep: the one holding its lease (renewed here every sweep).
+            claimed = await self._leases.claim_jobs([j.id for j in live])
+            live = [j for j in live if j.id in claimed]
         ids = {job.id for job in live}
         for job_id in [k for k in self._not_found if k not in ids]:
             del self._not_found[job_id]  # finished some other way: forget its strikes
@@ -352,6 +361,13 @@ class JobTracker:
             results = [
                 r for r in await self._jobs.results(job.id) if r.state in (ResultState.PENDING, ResultState.DELIVERING)
             ]
+            if results and self._leases is not None:  # another process may be posting them right now
+                claimed = await self._leases.claim_results([r.id for r in results])
+                results = [  # read again: the states as they are now that nobody else may change them
+                    r
+                    for r in await self._jobs.results(job.id)
+                    if r.id in claimed and r.state in (ResultState.PENDING, ResultState.DELIVERING)
+                ]
             if not results:
                 return
             redelivery = any(r.state is ResultState.DELIVERING for r in results)

@@ -1,0 +1,150 @@
+"""Leases: which process works on a job (or posts a result) right now, so several processes can share one database.
+
+A lease is two columns, `lease_owner` (a process's owner id) and `lease_until` (ISO text, like every stored time).
+A claim is a compare-and-set UPDATE: it takes the rows whose lease is free, lapsed, or already this process's, and
+returns the ids it got; work on any other row is left to its owner. The owner renews its leases while it lives
+(`renew`), so they lapse only when it dies or hangs, and then another process claims them. The SQL is portable:
+`?` placeholders, `UPDATE … RETURNING`, string comparison of fixed-width UTC text.
+
+With SQLite (one process, SPEC §10) every lease found at start-up belongs to a dead process: `clear` frees them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from bot.core.models import utc_now
+from bot.store.sqlite.db import Database, fetch_all, to_db_time, write
+
+log = logging.getLogger(__name__)
+
+#: Claims go out in chunks of this many ids (SQLite allows 32766 parameters; PostgreSQL 65535).
+CHUNK = 500
+_UNFINISHED_JOBS = "('reserved', 'submitted', 'cancelled')"
+_UNDELIVERED_RESULTS = "('pending', 'delivering')"
+
+
+def make_owner_id() -> str:
+    """This process's owner id: host, pid and a random tail (a restarted process with the same pid is another)."""
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _chunks(ids: Iterable[int]) -> list[list[int]]:
+    unique = sorted(set(ids))
+    return [unique[i : i + CHUNK] for i in range(0, len(unique), CHUNK)]
+
+
+class Leases:
+    """This process's claims on jobs and results."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        seconds: float,
+        owner: str | None = None,
+        shared: bool = False,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if seconds <= 0:
+            raise ValueError("a lease must last more than 0 seconds")
+        self._db = db
+        self.seconds = seconds
+        self.owner = owner or make_owner_id()
+        #: True when other processes may use the same database (PostgreSQL); False for SQLite.
+        self.shared = shared
+        self._clock = clock
+
+    def _times(self) -> tuple[str, str]:
+        now = self._clock()
+        return to_db_time(now), to_db_time(now + timedelta(seconds=self.seconds))
+
+    async def _claim(
+        self, table: str, ids: Iterable[int], extra: str = "", extra_params: tuple[object, ...] = ()
+    ) -> set[int]:
+        got: set[int] = set()
+        now, until = self._times()
+        for chunk in _chunks(ids):
+            async with self._db.transaction() as conn:
+                rows = await fetch_all(
+                    conn,
+                    f"UPDATE {table} SET lease_owner = ?, lease_until = ? "
+                    f"WHERE id IN ({_marks(len(chunk))}) "
+                    f"AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?){extra} RETURNING id",
+                    (self.owner, until, *chunk, now, self.owner, *extra_params),
+                )
+            got.update(int(row[0]) for row in rows)
+        return got
+
+    async def claim_jobs(self, job_ids: Iterable[int], *, unleased_before: datetime | None = None) -> set[int]:
+        """Claim (or renew) jobs for this process; returns the ids it now holds.
+
+        `unleased_before`: a job that never had a lease is claimed only if created before this time (a job another
+        process has just reserved gets its lease a moment after its row, so a young unleased job is left alone).
+        """
+        unfinished = f" AND state IN {_UNFINISHED_JOBS}"
+        if unleased_before is None:
+            return await self._claim("jobs", job_ids, unfinished)
+        young = " AND (lease_owner IS NOT NULL OR created_at < ?)"
+        return await self._claim("jobs", job_ids, unfinished + young, (to_db_time(unleased_before),))
+
+    async def claim_job(self, job_id: int) -> bool:
+        return job_id in await self.claim_jobs([job_id])
+
+    async def claim_results(self, result_ids: Iterable[int]) -> set[int]:
+        """Claim results to post them; returns the ids this process may post."""
+        return await self._claim("results", result_ids, f" AND state IN {_UNDELIVERED_RESULTS}")
+
+    async def renew(self) -> int:
+        """Push back the deadline of every lease this process holds on work not done yet; returns how many."""
+        _, until = self._times()
+        async with self._db.transaction() as conn:
+            jobs = await write(
+                conn,
+                f"UPDATE jobs SET lease_until = ? WHERE lease_owner = ? AND state IN {_UNFINISHED_JOBS}",
+                (until, self.owner),
+            )
+            results = await write(
+                conn,
+                f"UPDATE results SET lease_until = ? WHERE lease_owner = ? AND state IN {_UNDELIVERED_RESULTS}",
+                (until, self.owner),
+            )
+        return jobs + results
+
+    async def release_all(self) -> None:
+        """Give up every lease of this process (a clean shutdown): the others take its work over at once."""
+        async with self._db.transaction() as conn:
+            for table in ("jobs", "results"):
+                await write(
+                    conn,
+                    f"UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?",
+                    (self.owner,),
+                )
+        log.info("leases of %s released", self.owner)
+
+    async def clear(self) -> None:
+        """Free every lease (SQLite at start-up: only one process uses the file, so whoever held them is gone)."""
+        async with self._db.transaction() as conn:
+            for table in ("jobs", "results"):
+                await write(
+                    conn,
+                    f"UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
+                )
+
+    async def holder(self, table: str, row_id: int) -> tuple[str | None, datetime | None]:
+        """Who holds a row's lease and until when (for logs and tests)."""
+        if table not in ("jobs", "results"):
+            raise ValueError(table)
+        row = await self._db.fetchone(f"SELECT lease_owner, lease_until FROM {table} WHERE id = ?", (row_id,))
+        if row is None or row[0] is None:
+            return None, None
+        return str(row[0]), datetime.fromisoformat(str(row[1])) if row[1] is not None else None

@@ -1,0 +1,285 @@
+"""Leases between processes (SPEC §10), on one database: two "processes" here are two sets of service, tracker and
+leases with their own owner ids, sharing the engine's store and the simulator; time moves by hand.
+
+The two-OS-process version of these journeys, on PostgreSQL, is tests/e2e/test_two_processes.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.core.engine import Engine
+from bot.core.models import ClipResult, Job, JobState, ResultState
+from bot.core.service import Requester, VideoOptions, VideoService
+from bot.core.sink import Delivered
+from bot.core.tracker import JobTracker
+from bot.runware.models import VideoInferenceTask
+from bot.simulator.server import RunwareSimulator
+from bot.store.leases import Leases
+from tests.helpers import Clock, RecordingSink, make_settings
+
+ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))
+LEASE = 30.0
+
+
+@dataclass
+class Proc:
+    """One process's share of the work: its own owner id, claims, service, tracker and sink."""
+
+    leases: Leases
+    service: VideoService
+    tracker: JobTracker
+    sink: RecordingSink
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def engine(sim: RunwareSimulator, db_path: Path, clock: Clock) -> AsyncIterator[Engine]:
+    settings = make_settings(
+        db_path,
+        sim.base_url,
+        runware={"max_wait": 600},
+        database={"lease_seconds": LEASE},
+        limits={"concurrent_per_member": 10},
+    )
+    eng = Engine(settings, clock=clock)
+    await eng.start(RecordingSink())
+    yield eng
+    await eng.close()
+
+
+def make_proc(eng: Engine, clock: Clock, owner: str) -> Proc:
+    leases = Leases(eng.db, seconds=LEASE, owner=owner, shared=True, clock=clock)
+    sink = RecordingSink()
+    tracker = JobTracker(
+        jobs=eng.jobs,
+        ledger=eng.ledger,
+        runware=eng.runware,
+        poll_interval=3600,
+        max_wait=600,
+        sink=sink,
+        clock=clock,
+        leases=leases,
+    )
+    service = VideoService(
+        settings=eng.settings,
+        jobs=eng.jobs,
+        ledger=eng.ledger,
+        guilds=eng.guilds,
+        runware=eng.runware,
+        tracker=tracker,
+        clock=clock,
+        leases=leases,
+    )
+    tracker.before_sweep = service.recover_reserved
+    tracker.in_flight = service.in_flight
+    return Proc(leases, service, tracker, sink)
+
+
+@pytest.fixture
+def a(engine: Engine, clock: Clock) -> Proc:
+    return make_proc(engine, clock, "process-a")
+
+
+@pytest.fixture
+def b(engine: Engine, clock: Clock) -> Proc:
+    return make_proc(engine, clock, "process-b")
+
+
+def polled(sim: RunwareSimulator) -> list[str]:
+    """Every taskUUID asked about with getResponse, in order (one entry per ask)."""
+    return [
+        str(task["taskUUID"])
+        for req in sim.requests
+        for task in req.tasks
+        if task.get("taskType") == "getResponse" and task.get("taskUUID")
+    ]
+
+
+async def test_each_job_is_polled_by_one_process_per_sweep_until_its_lease_lapses(
+    engine: Engine, a: Proc, b: Proc, sim: RunwareSimulator, clock: Clock
+) -> None:
+    jobs = [await a.service.create(VideoOptions(prompt=f"a kite number {n}"), ALICE) for n in range(3)]
+    uuids = sorted(j.task_uuid for j in jobs)
+
+    await a.tracker.sweep_once()
+    await b.tracker.sweep_once()
+    assert sorted(polled(sim)) == uuids  # all three once, by their owner; the other process asked about none
+
+    clock.now += timedelta(seconds=LEASE / 2)
+    await a.leases.renew()  # the owner lives and renews
+    clock.now += timedelta(seconds=LEASE * 0.75)
+    before = len(polled(sim))
+    await b.tracker.sweep_once()
+    assert len(polled(sim)) == before  # renewed: still A's
+
+    clock.now += timedelta(seconds=LEASE + 1)  # A died: its leases lapse
+    await b.tracker.sweep_once()
+    await a.tracker.sweep_once()  # a late sweep of A finds them B's now
+    assert sorted(polled(sim)[before:]) == uuids
+    for job in jobs:
+        assert (await b.leases.holder("jobs", job.id))[0] == "process-b"
+
+
+async def test_a_dead_process_reserved_job_is_submitted_once_by_the_other_when_its_lease_lapses(
+    engine: Engine, a: Proc, b: Proc, sim: RunwareSimulator, clock: Clock
+) -> None:
+    plan = await a.service.plan(VideoOptions(prompt="a job whose process died before the submit"), ALICE)
+    job = await a.service.reserve(plan)  # A holds it, and the task is stored
+    for _ in range(3):  # A is alive (setting up a thread, uploading frames...) and renews
+        clock.now += timedelta(seconds=LEASE * 0.8)
+        await a.leases.renew()
+    clock.now += timedelta(seconds=LEASE * 0.8)  # long past the 60 s grace, but A's lease is live: B keeps off
+    await b.service.recover_reserved()
+    assert sim.submit_count() == 0
+
+    clock.now += timedelta(seconds=LEASE + 1)  # A is gone
+    await b.service.recover_reserved()
+    assert sim.submit_count(job.task_uuid) == 1
+    after = await engine.jobs.get(job.id)
+    assert after is not None and after.state is JobState.SUBMITTED
+
+    late = await a.service.submit(job, plan)  # A was only frozen: it wakes up and carries on
+    assert late.state is JobState.SUBMITTED
+    assert sim.submit_count(job.task_uuid) == 1
+
+
+async def test_a_job_runware_acknowledged_before_its_process_died_is_taken_over_without_a_second_submit(
+    engine: Engine, a: Proc, b: Proc, sim: RunwareSimulator, clock: Clock
+) -> None:
+    plan = await a.service.plan(VideoOptions(prompt="acknowledged, then the process died"), ALICE)
+    job = await a.service.reserve(plan)
+    task = job.params_dict()["task"]
+    await engine.runware.submit(VideoInferenceTask.model_validate(task))  # A's submit, then SIGKILL
+    sim.finish(job.task_uuid)
+
+    await b.tracker.sweep_once()  # A's lease is live: nothing happens
+    assert (await engine.jobs.get(job.id)).state is JobState.RESERVED  # type: ignore[union-attr]
+
+    clock.now += timedelta(seconds=LEASE + 1)
+    await b.tracker.sweep_once()  # recovery finds it at Runware; the same sweep polls it and posts the clip
+    await b.tracker.sweep_once()
+    done = await engine.jobs.get(job.id)
+    assert done is not None and done.state is JobState.SUCCEEDED
+    assert sim.submit_count() == 1
+    assert [d[0] for d in b.sink.delivered] == [job.id]
+    assert a.sink.delivered == []
+    assert await engine.ledger.held_job_ids() == []
+
+
+class BlockingSink(RecordingSink):
+    """Posts only when let go, like a slow upload; or dies mid-post (the process was killed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def deliver(self, job: Job, results: Sequence[ClipResult], *, redelivery: bool) -> list[Delivered]:
+        self.entered.set()
+        await self.go.wait()
+        return await super().deliver(job, results, redelivery=redelivery)
+
+
+async def finished_job(engine: Engine, p: Proc, sim: RunwareSimulator) -> Job:
+    job = await p.service.create(VideoOptions(prompt="a clip to post once"), ALICE)
+    sim.finish(job.task_uuid)
+    return job
+
+
+async def test_a_clip_being_posted_by_one_process_is_not_posted_by_the_other(
+    engine: Engine, a: Proc, b: Proc, sim: RunwareSimulator
+) -> None:
+    slow = BlockingSink()
+    a.tracker.sink = slow
+    job = await finished_job(engine, a, sim)
+    posting = asyncio.create_task(a.tracker.sweep_once())  # polls, finishes, starts posting
+    await asyncio.wait_for(slow.entered.wait(), 5)
+
+    await b.tracker.sweep_once()  # sees the result mid-delivery, held by A
+    await b.tracker.deliver_leftovers()
+    assert b.sink.delivered == []
+
+    slow.go.set()
+    await asyncio.wait_for(posting, 5)
+    assert [d[0] for d in slow.delivered] == [job.id]
+    [result] = await engine.jobs.results(job.id)
+    assert result.state is ResultState.DELIVERED
+    await b.tracker.deliver_leftovers()
+    assert b.sink.delivered == []
+
+
+async def test_a_clip_whose_poster_died_is_posted_by_the_other_process_as_a_redelivery(
+    engine: Engine, a: Proc, b: Proc, sim: RunwareSimulator, clock: Clock
+) -> None:
+    slow = BlockingSink()
+    a.tracker.sink = slow
+    job = await finished_job(engine, a, sim)
+    posting = asyncio.create_task(a.tracker.sweep_once())
+    await asyncio.wait_for(slow.entered.wait(), 5)
+    posting.cancel()  # A is killed mid-post: the result stays "delivering" under A's lease
+    await asyncio.gather(posting, return_exceptions=True)
+
+    await b.tracker.deliver_leftovers()
+    assert b.sink.delivered == []
+    clock.now += timedelta(seconds=LEASE + 1)
+    await b.tracker.deliver_leftovers()
+    [result] = await engine.jobs.results(job.id)
+    # B checks the channel first (redelivery=True): A may have posted before it died; the nonce backs that up.
+    assert b.sink.delivered == [(job.id, [result.id], True)]
+    assert result.state is ResultState.DELIVERED
+
+
+async def test_a_clean_stop_hands_its_leases_over_and_a_sqlite_start_frees_leases_left_by_a_dead_process(
+    sim: RunwareSimulator, db_path: Path, clock: Clock
+) -> None:
+    settings = make_settings(db_path, sim.base_url, database={"lease_seconds": LEASE})
+    first = Engine(settings, clock=clock)
+    await first.start(RecordingSink())
+    job = await first.service.create(VideoOptions(prompt="held by the first process"), ALICE)
+    assert (await first.leases.holder("jobs", job.id))[0] == first.leases.owner
+    await first.close()  # a clean stop: released, so another process may take it at once
+
+    second = Engine(settings, clock=clock)
+    await second.start(RecordingSink())
+    try:
+        assert await second.leases.holder("jobs", job.id) == (None, None)
+        other = Leases(second.db, seconds=LEASE, owner="killed-process", shared=True, clock=clock)
+        assert await other.claim_jobs([job.id]) == {job.id}
+    finally:
+        await second.close()
+
+    third = Engine(settings, clock=clock)  # SQLite serves one process: the "killed" one's lease is stale by design
+    await third.start(RecordingSink())
+    try:
+        assert await third.leases.holder("jobs", job.id) == (None, None)
+    finally:
+        await third.close()
+
+
+async def test_claims_take_free_lapsed_or_own_leases_of_unfinished_work_only(engine: Engine, clock: Clock) -> None:
+    a = Leases(engine.db, seconds=LEASE, owner="a", shared=True, clock=clock)
+    b = Leases(engine.db, seconds=LEASE, owner="b", shared=True, clock=clock)
+    plan = await engine.service.plan(VideoOptions(prompt="claimed"), ALICE)
+    young = await engine.service.reserve(plan)
+    await engine.leases.release_all()  # as if its row was just written and not yet leased
+    # A job that never had a lease and is younger than the grace may be another process's, a moment old.
+    assert await b.claim_jobs([young.id], unleased_before=clock() - timedelta(seconds=LEASE)) == set()
+    assert await a.claim_jobs([young.id]) == {young.id}
+    assert await b.claim_jobs([young.id]) == set()
+    assert await a.claim_jobs([young.id]) == {young.id}  # renewing is claiming again
+    clock.now += timedelta(seconds=LEASE + 1)
+    assert await b.claim_jobs([young.id]) == {young.id}
+    assert await engine.jobs.transition(young.id, JobState.FAILED, error="stopped")
+    clock.now += timedelta(seconds=LEASE + 1)
+    assert await a.claim_jobs([young.id]) == set()  # finished work is nobody's to claim

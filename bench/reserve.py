@@ -24,9 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.core.errors import OverLimit
 from bot.core.models import JobState, Payer, Period, format_usd, usd_to_micros
+from bot.store.driver import to_db_time
 from bot.store.jobs import NewJob, insert_job
 from bot.store.ledger import SpendLedger
-from bot.store.sqlite.db import Database, to_db_time, write
+from bot.store.sqlite.db import Database
 
 CLIP = usd_to_micros("0.28")
 LIMIT = 10 * CLIP
@@ -82,8 +83,7 @@ async def naive_reserve(db: Database, job: NewJob) -> None:
     await asyncio.sleep(0)  # any await between check and write: a log call, a Discord fetch, a price lookup...
     async with db.transaction() as conn:
         created = await insert_job(conn, job, state=JobState.RESERVED, now=NOW)
-        await write(
-            conn,
+        await conn.execute(
             "INSERT INTO ledger (job_id, guild_id, user_id, budget_channel_id, payer, created_at, held_micros) "
             "VALUES (?, ?, ?, ?, 'member', ?, ?)",
             (created.id, job.guild_id, job.user_id, job.budget_channel_id, to_db_time(NOW), job.estimate_micros),

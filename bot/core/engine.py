@@ -11,7 +11,9 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import datetime
+from urllib.parse import urlsplit
 
+import asyncpg
 from pydantic import ValidationError
 
 from bot import logs
@@ -27,11 +29,12 @@ from bot.runware.errors import RunwareError
 from bot.runware.models import VideoInferenceTask
 from bot.settings import Settings
 from bot.simulator.server import RunwareSimulator
+from bot.store.driver import SchemaError
 from bot.store.guilds import GuildDefaults, GuildStore
+from bot.store.interface import Database, Guilds, Jobs, Ledger, open_database
 from bot.store.jobs import JobStore
 from bot.store.leases import Leases
 from bot.store.ledger import SpendLedger
-from bot.store.sqlite.db import Database, SchemaError
 from bot.web.webhook import WebhookDeps, WebhookServer, webhook_url
 
 log = logging.getLogger(__name__)
@@ -85,23 +88,16 @@ class Engine:
     async def start(self, sink: JobSink | None = None) -> None:
         s = self.settings
         stack = self._stack
-        self.db = Database(s.database.path)
-        try:
-            await self.db.open()
-        except SchemaError as exc:
-            raise StartupError(f"database: {exc}") from exc
-        except (OSError, sqlite3.Error) as exc:
-            raise StartupError(
-                f"the database {s.database.path} can't be opened ({_why(exc)}): make its folder writable by this "
-                "user or set database.path (run `hailuo-bot doctor` for details)"
-            ) from exc
+        self.db = await self._open_database()
         stack.push_async_callback(self.db.close)
-        log.info("database %s ready (schema version %d)", s.database.path, self.db.schema_version)
+        log.info("database %s ready (schema version %d)", self.db.describe(), self.db.schema_version)
 
-        self.jobs = JobStore(self.db, clock=self._clock)
+        self.jobs: Jobs = JobStore(self.db, clock=self._clock)
         await self._start_leases()
-        self.ledger = SpendLedger(self.db, member_defaults=member_defaults(s), server_defaults=server_defaults(s))
-        self.guilds = GuildStore(
+        self.ledger: Ledger = SpendLedger(
+            self.db, member_defaults=member_defaults(s), server_defaults=server_defaults(s)
+        )
+        self.guilds: Guilds = GuildStore(
             self.db,
             defaults=GuildDefaults(
                 variations_cap=s.limits.variations_cap, concurrent_per_member=s.limits.concurrent_per_member
@@ -186,7 +182,7 @@ class Engine:
     async def _start_leases(self) -> None:
         """This process's claims on jobs (SPEC §10), renewed three times per lease while it runs."""
         seconds = self.settings.lease_seconds
-        self.leases = Leases(self.db, seconds=seconds, shared=False, clock=self._clock)
+        self.leases = Leases(self.db, seconds=seconds, shared=self.db.dialect == "postgres", clock=self._clock)
         if not self.leases.shared:
             await self.leases.clear()  # SQLite has one process: leases left in the file belong to a dead one
         self._stack.push_async_callback(self.leases.release_all)  # a clean stop hands the work over at once
@@ -197,6 +193,36 @@ class Engine:
 
     async def _renew_leases(self) -> None:
         await self.leases.renew()
+
+    async def _open_database(self) -> Database:
+        """The backend `database.url` selects (PostgreSQL) or the SQLite file; a failure is one plain line."""
+        s = self.settings
+        url = s.database.url.get_secret_value().strip()
+        if url:
+            password = urlsplit(url).password
+            if password:
+                logs.add_secret(password)
+        db = open_database(path=s.database.path, url=url)
+        try:
+            await db.open()
+        except SchemaError as exc:
+            raise StartupError(f"database: {exc}") from exc
+        except (OSError, sqlite3.Error) as exc:
+            if url:
+                raise StartupError(
+                    f"can't connect to the database {db.describe()} ({_why(exc)}): check database.url / DATABASE_URL "
+                    "and that the server is running (run `hailuo-bot doctor` for details)"
+                ) from exc
+            raise StartupError(
+                f"the database {s.database.path} can't be opened ({_why(exc)}): make its folder writable by this "
+                "user or set database.path (run `hailuo-bot doctor` for details)"
+            ) from exc
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise StartupError(
+                f"the database {db.describe()} can't be used ({_why(exc)}): check database.url / DATABASE_URL, "
+                "the user's password and rights (run `hailuo-bot doctor` for details)"
+            ) from exc
+        return db
 
     async def start_tracking(self) -> None:
         """Resume interrupted work and start polling (after the sink is ready to post)."""

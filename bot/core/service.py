@@ -28,10 +28,10 @@ from bot.runware.client import RunwareClient
 from bot.runware.errors import RunwareError, RunwareUnavailable, user_message_for
 from bot.runware.models import VideoInferenceTask
 from bot.settings import Settings
-from bot.store.guilds import ChannelRule, GuildConfig, GuildStore
-from bot.store.jobs import JobStore, NewJob
+from bot.store.guilds import ChannelRule, GuildConfig
+from bot.store.interface import Guilds, Jobs, Ledger
+from bot.store.jobs import NewJob
 from bot.store.leases import Leases
-from bot.store.ledger import SpendLedger
 from bot.ui.texts import STATE_WORDS
 
 log = logging.getLogger(__name__)
@@ -111,9 +111,9 @@ class VideoService:
         self,
         *,
         settings: Settings,
-        jobs: JobStore,
-        ledger: SpendLedger,
-        guilds: GuildStore,
+        jobs: Jobs,
+        ledger: Ledger,
+        guilds: Guilds,
         runware: RunwareClient,
         tracker: JobTracker,
         webhook_url: str | None = None,

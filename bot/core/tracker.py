@@ -24,9 +24,8 @@ from bot.core.sink import Delivered, JobSink, NullSink
 from bot.runware.client import RunwareClient, TaskStatus
 from bot.runware.errors import RunwareError, classify, user_message_for
 from bot.runware.models import RunwareErrorItem, VideoResultItem
-from bot.store.jobs import JobStore
+from bot.store.interface import Jobs, Ledger
 from bot.store.leases import Leases
-from bot.store.ledger import SpendLedger
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +49,8 @@ class JobTracker:
     def __init__(
         self,
         *,
-        jobs: JobStore,
-        ledger: SpendLedger,
+        jobs: Jobs,
+        ledger: Ledger,
         runware: RunwareClient,
         poll_interval: float,
         max_wait: float,

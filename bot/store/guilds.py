@@ -8,12 +8,10 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import aiosqlite
-
 from bot.core.models import Period, SafetyMode, Scope, utc_now
 from bot.core.policy import DURATIONS, MAX_VARIATIONS, RESOLUTIONS, Limit
+from bot.store.driver import Conn, Database, Row, from_db_time, marks, to_db_time
 from bot.store.jobs import Clock
-from bot.store.sqlite.db import Database, fetch_all, fetch_one, from_db_time, to_db_time, write
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -118,7 +116,7 @@ def _text(value: object) -> str | None:
 
 
 async def add_audit(
-    conn: aiosqlite.Connection,
+    conn: Conn,
     *,
     guild_id: int,
     actor_id: int,
@@ -128,14 +126,13 @@ async def add_audit(
     new: object,
     at: datetime,
 ) -> None:
-    await write(
-        conn,
+    await conn.execute(
         "INSERT INTO audit (guild_id, actor_id, action, target, old_value, new_value, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (guild_id, actor_id, action, target, _text(old), _text(new), to_db_time(at)),
     )
 
 
-def limit_from_row(row: aiosqlite.Row) -> Limit:
+def limit_from_row(row: Row) -> Limit:
     return Limit(Scope(row["scope"]), row["target_id"], Period(row["period"]), row["amount_micros"])
 
 
@@ -144,9 +141,9 @@ SELECT_LIMITS = (
 )
 
 
-async def configured_limits(conn: aiosqlite.Connection, guild_id: int) -> list[Limit]:
+async def configured_limits(conn: Conn, guild_id: int) -> list[Limit]:
     """The limits moderators set in a server (no config defaults), on a connection inside a transaction."""
-    return [limit_from_row(row) for row in await fetch_all(conn, SELECT_LIMITS, (guild_id,))]
+    return [limit_from_row(row) for row in await conn.fetchall(SELECT_LIMITS, (guild_id,))]
 
 
 def limit_target(scope: Scope, target_id: int, period: Period) -> str:
@@ -185,7 +182,7 @@ class GuildStore:
         )
 
     @staticmethod
-    def _as_mapping(row: aiosqlite.Row | None) -> dict[str, Any] | None:
+    def _as_mapping(row: Row | None) -> dict[str, Any] | None:
         return None if row is None else {key: row[key] for key in row.keys()}  # noqa: SIM118 - sqlite3.Row
 
     async def get(self, guild_id: int) -> GuildConfig:
@@ -200,18 +197,16 @@ class GuildStore:
         stored = {name: _check_setting(name, value) for name, value in changes.items()}
         now = self._clock()
         async with self._db.transaction() as conn:
-            row = self._as_mapping(
-                await fetch_one(conn, "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
-            )
+            row = self._as_mapping(await conn.fetchone("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,)))
             before = dict.fromkeys(SETTING_FIELDS) if row is None else {k: row[k] for k in SETTING_FIELDS}
             after = {**before, **stored}
             changed = [name for name in SETTING_FIELDS if before[name] != after[name]]
             if changed:
                 cols = ", ".join(SETTING_FIELDS)
-                await write(
-                    conn,
-                    f"INSERT OR REPLACE INTO guild_settings (guild_id, {cols}, updated_at) "
-                    f"VALUES (?, {', '.join('?' * len(SETTING_FIELDS))}, ?)",
+                await conn.execute(
+                    f"INSERT INTO guild_settings (guild_id, {cols}, updated_at) "
+                    f"VALUES (?, {marks(len(SETTING_FIELDS))}, ?) ON CONFLICT (guild_id) DO UPDATE SET "
+                    + ", ".join(f"{name} = excluded.{name}" for name in (*SETTING_FIELDS, "updated_at")),
                     (guild_id, *(after[name] for name in SETTING_FIELDS), to_db_time(now)),
                 )
                 for name in changed:
@@ -232,7 +227,7 @@ class GuildStore:
     # -- channels ------------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _rule(channel_id: int, row: aiosqlite.Row | None) -> ChannelRule:
+    def _rule(channel_id: int, row: Row | None) -> ChannelRule:
         if row is None:
             return ChannelRule(channel_id)
         return ChannelRule(channel_id, bool(row["allowed"]), bool(row["threads"]), bool(row["pool"]))
@@ -259,8 +254,7 @@ class GuildStore:
         async with self._db.transaction() as conn:
             old = self._rule(
                 channel_id,
-                await fetch_one(
-                    conn,
+                await conn.fetchone(
                     "SELECT allowed, threads, pool FROM channel_settings WHERE guild_id = ? AND channel_id = ?",
                     (guild_id, channel_id),
                 ),
@@ -272,10 +266,10 @@ class GuildStore:
                 pool=old.pool if pool is None else pool,
             )
             if new != old:
-                await write(
-                    conn,
-                    "INSERT OR REPLACE INTO channel_settings (guild_id, channel_id, allowed, threads, pool) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                await conn.execute(
+                    "INSERT INTO channel_settings (guild_id, channel_id, allowed, threads, pool) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id, channel_id) DO UPDATE SET "
+                    "allowed = excluded.allowed, threads = excluded.threads, pool = excluded.pool",
                     (guild_id, channel_id, int(new.allowed), int(new.threads), int(new.pool)),
                 )
                 for flag in (f.name for f in fields(ChannelRule) if f.name != "channel_id"):
@@ -317,17 +311,16 @@ class GuildStore:
         now = self._clock()
         key = (guild_id, str(scope), target_id, str(period))
         async with self._db.transaction() as conn:
-            row = await fetch_one(
-                conn,
+            row = await conn.fetchone(
                 "SELECT * FROM limits WHERE guild_id = ? AND scope = ? AND target_id = ? AND period = ?",
                 key,
             )
             old = None if row is None else limit_from_row(row)
             new = Limit(scope, target_id, period, amount_micros)
-            await write(
-                conn,
-                "INSERT OR REPLACE INTO limits (guild_id, scope, target_id, period, amount_micros, set_by, set_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            await conn.execute(
+                "INSERT INTO limits (guild_id, scope, target_id, period, amount_micros, set_by, set_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, scope, target_id, period) DO UPDATE SET "
+                "amount_micros = excluded.amount_micros, set_by = excluded.set_by, set_at = excluded.set_at",
                 (*key, amount_micros, actor_id, to_db_time(now)),
             )
             await add_audit(
@@ -351,8 +344,7 @@ class GuildStore:
         key = (guild_id, str(scope), target_id, str(period))
         now = self._clock()
         async with self._db.transaction() as conn:
-            rows = await fetch_all(
-                conn,
+            rows = await conn.fetchall(
                 "DELETE FROM limits WHERE guild_id = ? AND scope = ? AND target_id = ? AND period = ? "
                 "RETURNING scope, target_id, period, amount_micros",
                 key,

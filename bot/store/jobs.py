@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from bot.core.models import (
     FINAL_JOB_STATES,
     JOB_TRANSITIONS,
@@ -27,7 +25,7 @@ from bot.core.models import (
     ResultState,
     utc_now,
 )
-from bot.store.sqlite.db import Database, fetch_all, fetch_one, from_db_time, opt_time, to_db_time, write
+from bot.store.driver import Conn, Database, Row, from_db_time, marks, opt_time, to_db_time
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +69,7 @@ def _dump(params: Mapping[str, Any]) -> str:
     return json.dumps(dict(params), sort_keys=True, separators=(",", ":"))
 
 
-def _marks(n: int) -> str:
-    return ", ".join("?" * n)
-
-
-def job_from_row(row: aiosqlite.Row) -> Job:
+def job_from_row(row: Row) -> Job:
     return Job(
         id=row["id"],
         task_uuid=row["task_uuid"],
@@ -109,7 +103,7 @@ def job_from_row(row: aiosqlite.Row) -> Job:
     )
 
 
-def result_from_row(row: aiosqlite.Row) -> ClipResult:
+def result_from_row(row: Row) -> ClipResult:
     return ClipResult(
         id=row["id"],
         job_id=row["job_id"],
@@ -135,12 +129,11 @@ RETURNING *
 """
 
 
-async def insert_job(conn: aiosqlite.Connection, job: NewJob, *, state: JobState, now: datetime) -> Job:
+async def insert_job(conn: Conn, job: NewJob, *, state: JobState, now: datetime) -> Job:
     """Insert a job row on a connection inside a transaction (used by the ledger's reservation)."""
     at = to_db_time(now)
     params = _dump(job.params)
-    rows = await fetch_all(
-        conn,
+    rows = await conn.fetchall(
         INSERT_JOB,
         (
             job.task_uuid,
@@ -205,7 +198,7 @@ class JobStore:
                 cost_micros = COALESCE(?, cost_micros),
                 submitted_at = CASE WHEN ? THEN COALESCE(submitted_at, ?) ELSE submitted_at END,
                 finished_at = CASE WHEN ? THEN ? ELSE finished_at END
-            WHERE id = ? AND state IN ({_marks(len(sources))})
+            WHERE id = ? AND state IN ({marks(len(sources))})
             """,
             (str(to), now, error, cost_micros, to is JobState.SUBMITTED, now, final, now, job_id, *sources),
         )
@@ -233,8 +226,7 @@ class JobStore:
     async def bump_submit_attempts(self, job_id: int) -> int:
         """Count one more submit attempt (before it is made) and return the new count."""
         async with self._db.transaction() as conn:
-            rows = await fetch_all(
-                conn,
+            rows = await conn.fetchall(
                 "UPDATE jobs SET submit_attempts = submit_attempts + 1, updated_at = ? WHERE id = ? "
                 "RETURNING submit_attempts",
                 (self._now(), job_id),
@@ -255,7 +247,7 @@ class JobStore:
     async def unfinished(self) -> list[Job]:
         rows = await self._db.fetchall(
             # A cancelled job is unfinished only while its money is held (Runware may still bill it).
-            f"SELECT * FROM jobs WHERE state IN ({_marks(len(_UNFINISHED))}) AND (state != ? OR EXISTS "
+            f"SELECT * FROM jobs WHERE state IN ({marks(len(_UNFINISHED))}) AND (state != ? OR EXISTS "
             "(SELECT 1 FROM ledger WHERE ledger.job_id = jobs.id AND ledger.status = 'held')) ORDER BY id",
             (*(str(s) for s in _UNFINISHED), str(JobState.CANCELLED)),
         )
@@ -281,8 +273,8 @@ class JobStore:
     ) -> bool:
         """Record a clip once: the same (job, videoUUID) from webhook and poll is stored one time. True if new."""
         count = await self._db.execute(
-            "INSERT OR IGNORE INTO results (job_id, video_uuid, video_url, seed, cost_micros, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO results (job_id, video_uuid, video_url, seed, cost_micros, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, video_uuid) DO NOTHING",
             (job_id, video_uuid, video_url, seed, cost_micros, self._now()),
         )
         return count == 1
@@ -309,7 +301,7 @@ class JobStore:
                 channel_id = COALESCE(?, channel_id),
                 attempts = attempts + (CASE WHEN ? THEN 1 ELSE 0 END),
                 delivered_at = CASE WHEN ? THEN ? ELSE delivered_at END
-            WHERE id = ? AND state IN ({_marks(len(sources))})
+            WHERE id = ? AND state IN ({marks(len(sources))})
             """,
             (
                 str(to),
@@ -348,7 +340,7 @@ class JobStore:
     async def record_receipt(self, key: str, task_uuid: str) -> bool:
         """Remember a webhook delivery; False if this key was seen before (a duplicate)."""
         count = await self._db.execute(
-            "INSERT OR IGNORE INTO webhook_receipts (key, task_uuid, received_at) VALUES (?, ?, ?)",
+            "INSERT INTO webhook_receipts (key, task_uuid, received_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
             (key, task_uuid, self._now()),
         )
         return count == 1
@@ -366,7 +358,7 @@ class JobStore:
     async def set_kv_if_absent(self, key: str, value: str) -> str:
         """Store `value` unless the key exists; return what is stored (first writer wins, e.g. webhook secret)."""
         async with self._db.transaction() as conn:
-            await write(conn, "INSERT OR IGNORE INTO kv (key, value) VALUES (?, ?)", (key, value))
-            row = await fetch_one(conn, "SELECT value FROM kv WHERE key = ?", (key,))
+            await conn.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value))
+            row = await conn.fetchone("SELECT value FROM kv WHERE key = ?", (key,))
         assert row is not None
         return str(row[0])

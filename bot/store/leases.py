@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from bot.core.models import utc_now
-from bot.store.sqlite.db import Database, fetch_all, to_db_time, write
+from bot.store.driver import Database, marks, to_db_time
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,6 @@ _UNDELIVERED_RESULTS = "('pending', 'delivering')"
 def make_owner_id() -> str:
     """This process's owner id: host, pid and a random tail (a restarted process with the same pid is another)."""
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}"
-
-
-def _marks(n: int) -> str:
-    return ", ".join("?" * n)
 
 
 def _chunks(ids: Iterable[int]) -> list[list[int]]:
@@ -75,10 +71,9 @@ class Leases:
         now, until = self._times()
         for chunk in _chunks(ids):
             async with self._db.transaction() as conn:
-                rows = await fetch_all(
-                    conn,
+                rows = await conn.fetchall(
                     f"UPDATE {table} SET lease_owner = ?, lease_until = ? "
-                    f"WHERE id IN ({_marks(len(chunk))}) "
+                    f"WHERE id IN ({marks(len(chunk))}) "
                     f"AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?){extra} RETURNING id",
                     (self.owner, until, *chunk, now, self.owner, *extra_params),
                 )
@@ -108,13 +103,11 @@ class Leases:
         """Push back the deadline of every lease this process holds on work not done yet; returns how many."""
         _, until = self._times()
         async with self._db.transaction() as conn:
-            jobs = await write(
-                conn,
+            jobs = await conn.execute(
                 f"UPDATE jobs SET lease_until = ? WHERE lease_owner = ? AND state IN {_UNFINISHED_JOBS}",
                 (until, self.owner),
             )
-            results = await write(
-                conn,
+            results = await conn.execute(
                 f"UPDATE results SET lease_until = ? WHERE lease_owner = ? AND state IN {_UNDELIVERED_RESULTS}",
                 (until, self.owner),
             )
@@ -124,8 +117,7 @@ class Leases:
         """Give up every lease of this process (a clean shutdown): the others take its work over at once."""
         async with self._db.transaction() as conn:
             for table in ("jobs", "results"):
-                await write(
-                    conn,
+                await conn.execute(
                     f"UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?",
                     (self.owner,),
                 )
@@ -135,8 +127,7 @@ class Leases:
         """Free every lease (SQLite at start-up: only one process uses the file, so whoever held them is gone)."""
         async with self._db.transaction() as conn:
             for table in ("jobs", "results"):
-                await write(
-                    conn,
+                await conn.execute(
                     f"UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
                 )
 

@@ -16,7 +16,7 @@ from bot.core.crashpoints import crash_point
 from bot.core.models import ClipResult, Job
 from bot.core.sink import Delivered
 from bot.settings import Settings
-from bot.store.jobs import JobStore
+from bot.store.interface import Jobs
 from bot.ui.buttons import custom_id, result_view
 from bot.ui.status import StatusReporter
 from bot.ui.texts import clip_line, dry_prefix, fit, result_message
@@ -42,7 +42,7 @@ def nonce_for(job_id: int, first_clip: int) -> str:
 
 class ClipDelivery:
     def __init__(
-        self, client: discord.Client, settings: Settings, jobs: JobStore, status: StatusReporter, http_session: Any
+        self, client: discord.Client, settings: Settings, jobs: Jobs, status: StatusReporter, http_session: Any
     ) -> None:
         self._client = client
         self._settings = settings

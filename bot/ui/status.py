@@ -17,7 +17,7 @@ import discord
 
 from bot.core.background import TaskGroup
 from bot.core.models import Job
-from bot.store.jobs import JobStore
+from bot.store.interface import Jobs
 from bot.ui.buttons import retry_view, status_view
 from bot.ui.texts import status_message
 
@@ -41,7 +41,7 @@ class _Edit:
 
 
 class StatusReporter:
-    def __init__(self, client: discord.Client, jobs: JobStore, *, interval: float) -> None:
+    def __init__(self, client: discord.Client, jobs: Jobs, *, interval: float) -> None:
         self._client = client
         self._jobs = jobs
         self._interval = interval

@@ -15,7 +15,7 @@ from bot.core.crashpoints import crash_point
 from bot.core.metrics import CONTENT_TYPE, Metrics
 from bot.core.tracker import JobTracker
 from bot.runware.models import ResponseEnvelope
-from bot.store.jobs import JobStore
+from bot.store.interface import Jobs
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ HealthCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 @dataclass
 class WebhookDeps:
-    jobs: JobStore
+    jobs: Jobs
     tracker: JobTracker
     secret: str
     metrics: Metrics

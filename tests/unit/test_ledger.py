@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -15,9 +13,9 @@ from bot.core.errors import ConcurrencyLimited, OverLimit
 from bot.core.models import JobState, Payer, Period, Scope, usd_to_micros
 from bot.core.policy import Limit
 from bot.store.guilds import GuildDefaults, GuildStore
+from bot.store.interface import Database
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
-from bot.store.sqlite.db import Database
 
 NOW = datetime(2025, 1, 31, 22, 0, tzinfo=UTC)  # a Friday, two hours before a new day and month
 GUILD, MOD = 100, 900
@@ -29,11 +27,9 @@ _uuids = itertools.count()
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "bot.sqlite3")
-    await database.open()
-    yield database
-    await database.close()
+def db(database: Database) -> Database:
+    """This test's database, on each backend in turn (tests/conftest.py)."""
+    return database
 
 
 @pytest.fixture

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from bot.core.models import Period, SafetyMode, Scope
 from bot.core.policy import Limit
 from bot.store.guilds import ChannelRule, GuildConfig, GuildDefaults, GuildStore
-from bot.store.sqlite.db import Database
+from bot.store.interface import Database
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 GUILD, MOD = 100, 900
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "bot.sqlite3")
-    await database.open()
-    yield database
-    await database.close()
+def db(database: Database) -> Database:
+    """This test's database, on each backend in turn (tests/conftest.py)."""
+    return database
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from bot.core.models import FINAL_JOB_STATES, JOB_TRANSITIONS, JobState, Payer, Period, ResultState
+from bot.store.interface import Database
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
-from bot.store.sqlite.db import Database
+from tests.helpers import open_test_database
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -27,11 +28,9 @@ class Clock:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "bot.sqlite3")
-    await database.open()
-    yield database
-    await database.close()
+def db(database: Database) -> Database:
+    """This test's database, on each backend in turn (tests/conftest.py)."""
+    return database
 
 
 @pytest.fixture
@@ -256,11 +255,17 @@ async def test_key_value(store: JobStore) -> None:
     assert await store.set_kv_if_absent("other", "second") == "first"
 
 
-async def test_ledger_rows_survive_restart_with_jobs(tmp_path: Path) -> None:
-    path = tmp_path / "restart.sqlite3"
-    async with Database(path) as db:
+async def test_ledger_rows_survive_restart_with_jobs(db_target: Path | str) -> None:
+    db = open_test_database(db_target)
+    async with contextlib.AsyncExitStack() as stack:
+        await db.open()
+        stack.push_async_callback(db.close)
         job_id = await make(SpendLedger(db, member_defaults={}, server_defaults={}), "keep")
         await JobStore(db).transition(job_id, JobState.SUBMITTED)
-    async with Database(path) as db:
+    db = open_test_database(db_target)
+    await db.open()
+    try:
         assert await JobStore(db).tracked_task_uuids() == ["keep"]
         assert await SpendLedger(db, member_defaults={Period.DAY: 1}, server_defaults={}).held_job_ids() == [job_id]
+    finally:
+        await db.close()

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -22,85 +20,69 @@ from typing import Any
 
 import aiosqlite
 
+from bot.store.driver import Dialect, Migration, Row, SchemaError, from_db_time, opt_time, to_db_time
+from bot.store.driver import load_migrations as _load_from
+
 log = logging.getLogger(__name__)
 
-_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 BUSY_TIMEOUT_MS = 5000
 
-
-class SchemaError(RuntimeError):
-    """The database file cannot be brought to this build's schema (newer than this build, or a bad migration)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
+__all__ = [
+    "LATEST_VERSION",
+    "Database",
+    "SchemaError",
+    "SqliteConn",
+    "SqliteDatabase",
+    "from_db_time",
+    "load_migrations",
+    "opt_time",
+    "to_db_time",
+]
 
 
 def load_migrations(source: Traversable | Path | None = None) -> list[Migration]:
-    """Read `NNNN_name.sql` files from `source` (default: the packaged ones), checked to run 1, 2, ... N."""
-    folder: Traversable | Path = source if source is not None else resources.files("bot.store.sqlite") / "migrations"
-    found: list[Migration] = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match is None:
-            continue
-        sql = entry.read_text(encoding="utf-8")
-        if re.search(r"^\s*(BEGIN|COMMIT|ROLLBACK)\b", sql, re.IGNORECASE | re.MULTILINE):
-            raise SchemaError(f"migration {entry.name} must not contain its own BEGIN/COMMIT")
-        found.append(Migration(int(match.group(1)), match.group(2), sql))
-    found.sort(key=lambda m: m.version)
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
-            raise SchemaError(
-                f"migrations must be numbered 0001, 0002, ... without gaps; found {migration.version:04d}"
-            )
-    return found
+    """The SQLite migrations in `source` (default: the packaged ones)."""
+    return _load_from(source if source is not None else resources.files("bot.store.sqlite") / "migrations")
 
 
 LATEST_VERSION: int = len(load_migrations())
 
 
-def to_db_time(value: datetime) -> str:
-    """Fixed-width ISO-8601 UTC text, so SQL string comparison is time comparison."""
-    if value.tzinfo is None:
-        raise ValueError("datetimes stored in the database must be timezone-aware")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+class SqliteConn:
+    """The shared connection inside our transaction (the `Conn` of the driver protocol)."""
 
+    __slots__ = ("raw",)
 
-def from_db_time(value: str) -> datetime:
-    return datetime.fromisoformat(value).astimezone(UTC)
+    def __init__(self, raw: aiosqlite.Connection) -> None:
+        self.raw = raw
 
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        async with self.raw.execute(sql, params) as cur:
+            row: Row | None = await cur.fetchone()
+            return row
 
-def opt_time(value: str | None) -> datetime | None:
-    return None if value is None else from_db_time(value)
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return list(await self.raw.execute_fetchall(sql, params))
 
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self.raw.execute(sql, params) as cur:
+            return cur.rowcount
 
-async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-    """One row on a connection already inside a transaction."""
-    async with conn.execute(sql, params) as cur:
-        return await cur.fetchone()
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self.raw.executemany(sql, rows)
 
-
-async def fetch_all(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-    """All rows on a connection already inside a transaction."""
-    return list(await conn.execute_fetchall(sql, params))
-
-
-async def write(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> int:
-    """One write statement on a connection already inside a transaction; returns the affected row count."""
-    async with conn.execute(sql, params) as cur:
-        return cur.rowcount
+    async def lock(self, key: str) -> None:
+        """Nothing to do: `BEGIN IMMEDIATE` under the asyncio lock already serialises every write transaction."""
 
 
 class _Rollback(Exception):  # control flow only, never escapes
     pass
 
 
-class Database:
+class SqliteDatabase:
     """Owns the single aiosqlite connection and its write lock."""
+
+    dialect: Dialect = "sqlite"
 
     def __init__(
         self,
@@ -175,7 +157,8 @@ class Database:
         """Apply every migration above `PRAGMA user_version`, each in its own transaction."""
         migrations = load_migrations(self._migration_source)
         latest = len(migrations)
-        async with self._locked() as conn:
+        async with self._locked() as locked:
+            conn = locked.raw
             current = await self._user_version(conn)
             if current > latest:
                 raise SchemaError(
@@ -194,8 +177,12 @@ class Database:
 
     @staticmethod
     async def _user_version(conn: aiosqlite.Connection) -> int:
-        row = await fetch_one(conn, "PRAGMA user_version")
+        async with conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
         return int(row[0]) if row is not None else 0
+
+    def describe(self) -> str:
+        return f"SQLite file {self.path}"
 
     # -- access --------------------------------------------------------------------------------------------------
 
@@ -205,58 +192,58 @@ class Database:
         return self._conn
 
     @contextlib.asynccontextmanager
-    async def _locked(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _locked(self) -> AsyncIterator[SqliteConn]:
         """The connection under the lock; re-entrant for the task that already holds it (reads only)."""
         me = asyncio.current_task()
         if me is not None and self._owner is me:
-            yield self._connection()
+            yield SqliteConn(self._connection())
             return
         async with self._lock:
             self._owner = me
             try:
-                yield self._connection()
+                yield SqliteConn(self._connection())
             finally:
                 self._owner = None
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[SqliteConn]:
         """A write transaction: the asyncio lock plus BEGIN IMMEDIATE; commit on success, roll back on any error."""
         if self._owner is not None and self._owner is asyncio.current_task():
             raise RuntimeError("nested Database.transaction() in the same task")
         async with self._locked() as conn:
-            await conn.execute("BEGIN IMMEDIATE")  # take SQLite's write lock before the first read
+            await conn.raw.execute("BEGIN IMMEDIATE")  # take SQLite's write lock before the first read
             try:
                 yield conn
-                await conn.commit()
+                await conn.raw.commit()
             except BaseException:
                 # Shielded: a second cancellation must not leave the shared connection inside our transaction.
-                await asyncio.shield(conn.rollback())
+                await asyncio.shield(conn.raw.rollback())
                 raise
 
     @contextlib.asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def snapshot(self) -> AsyncIterator[SqliteConn]:
         """Several reads that must agree with each other (a report): one read transaction under the lock."""
         if self._owner is not None and self._owner is asyncio.current_task():
             raise RuntimeError("Database.snapshot() inside a transaction of the same task")
         async with self._locked() as conn:
-            await conn.execute("BEGIN")
+            await conn.raw.execute("BEGIN")
             try:
                 yield conn
             finally:
-                await asyncio.shield(conn.rollback())  # nothing was written; just end the read transaction
+                await asyncio.shield(conn.raw.rollback())  # nothing was written; just end the read transaction
 
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         async with self._locked() as conn:
-            return await fetch_one(conn, sql, params)
+            return await conn.fetchone(sql, params)
 
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         async with self._locked() as conn:
-            return await fetch_all(conn, sql, params)
+            return await conn.fetchall(sql, params)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One write statement in its own transaction; returns the affected row count."""
         async with self.transaction() as conn:
-            return await write(conn, sql, params)
+            return await conn.execute(sql, params)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self.transaction() as conn:
@@ -266,9 +253,13 @@ class Database:
         """Prove the file takes writes (lock, write, roll back); raises aiosqlite.Error or RuntimeError if not."""
         with contextlib.suppress(_Rollback):
             async with self.transaction() as conn:
-                await write(
-                    conn,
-                    "INSERT OR REPLACE INTO kv (key, value) VALUES ('doctor.write_check', ?)",
+                await conn.execute(
+                    "INSERT INTO kv (key, value) VALUES ('doctor.write_check', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (to_db_time(datetime.now(UTC)),),
                 )
                 raise _Rollback
+
+
+#: The name callers used before there were two backends.
+Database = SqliteDatabase

@@ -22,7 +22,7 @@ from bot.core.tracker import JobTracker
 from bot.runware.models import VideoInferenceTask
 from bot.simulator.server import RunwareSimulator
 from bot.store.leases import Leases
-from tests.helpers import Clock, RecordingSink, make_settings
+from tests.helpers import Clock, RecordingSink, make_settings, open_test_database
 
 ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))
 LEASE = 30.0
@@ -44,13 +44,13 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def engine(sim: RunwareSimulator, db_path: Path, clock: Clock) -> AsyncIterator[Engine]:
+async def engine(sim: RunwareSimulator, db_target: Path | str, clock: Clock) -> AsyncIterator[Engine]:
     settings = make_settings(
-        db_path,
+        db_target,
         sim.base_url,
         runware={"max_wait": 600},
         database={"lease_seconds": LEASE},
-        limits={"concurrent_per_member": 10},
+        limits={"concurrent_per_member": 20, "member_day_usd": 100, "member_month_usd": 100},
     )
     eng = Engine(settings, clock=clock)
     await eng.start(RecordingSink())
@@ -240,10 +240,10 @@ async def test_a_clip_whose_poster_died_is_posted_by_the_other_process_as_a_rede
     assert result.state is ResultState.DELIVERED
 
 
-async def test_a_clean_stop_hands_its_leases_over_and_a_sqlite_start_frees_leases_left_by_a_dead_process(
-    sim: RunwareSimulator, db_path: Path, clock: Clock
+async def test_a_clean_stop_hands_its_leases_over_and_only_a_sqlite_start_frees_leases_left_by_a_dead_process(
+    sim: RunwareSimulator, db_target: Path | str, clock: Clock
 ) -> None:
-    settings = make_settings(db_path, sim.base_url, database={"lease_seconds": LEASE})
+    settings = make_settings(db_target, sim.base_url, database={"lease_seconds": LEASE})
     first = Engine(settings, clock=clock)
     await first.start(RecordingSink())
     job = await first.service.create(VideoOptions(prompt="held by the first process"), ALICE)
@@ -259,10 +259,16 @@ async def test_a_clean_stop_hands_its_leases_over_and_a_sqlite_start_frees_lease
     finally:
         await second.close()
 
-    third = Engine(settings, clock=clock)  # SQLite serves one process: the "killed" one's lease is stale by design
+    third = Engine(settings, clock=clock)
     await third.start(RecordingSink())
     try:
-        assert await third.leases.holder("jobs", job.id) == (None, None)
+        if isinstance(db_target, str):  # PostgreSQL: the killed process's lease stands until it lapses
+            assert (await third.leases.holder("jobs", job.id))[0] == "killed-process"
+            assert await third.leases.claim_jobs([job.id]) == set()
+            clock.now += timedelta(seconds=LEASE + 1)
+            assert await third.leases.claim_jobs([job.id]) == {job.id}
+        else:  # SQLite serves one process: whoever held a lease before this start is gone
+            assert await third.leases.holder("jobs", job.id) == (None, None)
     finally:
         await third.close()
 
@@ -283,3 +289,23 @@ async def test_claims_take_free_lapsed_or_own_leases_of_unfinished_work_only(eng
     assert await engine.jobs.transition(young.id, JobState.FAILED, error="stopped")
     clock.now += timedelta(seconds=LEASE + 1)
     assert await a.claim_jobs([young.id]) == set()  # finished work is nobody's to claim
+
+
+async def test_concurrent_claims_from_two_connections_split_the_jobs_without_errors(
+    engine: Engine, db_target: Path | str, clock: Clock
+) -> None:
+    plan = await engine.service.plan(VideoOptions(prompt="claimed by exactly one"), ALICE)
+    ids = [(await engine.service.reserve(plan)).id for _ in range(10)]
+    await engine.leases.release_all()
+    other_db = open_test_database(db_target)  # a second connection (pool), as another process has
+    await other_db.open()
+    try:
+        a = Leases(engine.db, seconds=LEASE, owner="a", shared=True, clock=clock)
+        b = Leases(other_db, seconds=LEASE, owner="b", shared=True, clock=clock)
+        rounds = [(a if n % 2 else b).claim_jobs(ids[n % 3 :] + ids[: n % 3]) for n in range(20)]
+        claimed = await asyncio.gather(*rounds)
+    finally:
+        await other_db.close()
+    by_a = set().union(*claimed[1::2])
+    by_b = set().union(*claimed[0::2])
+    assert by_a.isdisjoint(by_b) and by_a | by_b == set(ids)

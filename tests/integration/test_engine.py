@@ -35,8 +35,10 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def engine(sim: RunwareSimulator, db_path: Path, clock: Clock) -> AsyncIterator[tuple[Engine, RecordingSink]]:
-    settings = make_settings(db_path, sim.base_url, runware={"max_wait": 600})
+async def engine(
+    sim: RunwareSimulator, db_target: Path | str, clock: Clock
+) -> AsyncIterator[tuple[Engine, RecordingSink]]:
+    settings = make_settings(db_target, sim.base_url, runware={"max_wait": 600})
     eng = Engine(settings, clock=clock)
     sink = RecordingSink()
     await eng.start(sink)
@@ -45,11 +47,11 @@ async def engine(sim: RunwareSimulator, db_path: Path, clock: Clock) -> AsyncIte
 
 
 @pytest.fixture
-async def hooked(sim: RunwareSimulator, db_path: Path) -> AsyncIterator[tuple[Engine, RecordingSink, str]]:
+async def hooked(sim: RunwareSimulator, db_target: Path | str) -> AsyncIterator[tuple[Engine, RecordingSink, str]]:
     """An engine whose webhook receiver Runware (the simulator) can reach."""
     port = free_port()
     settings = make_settings(
-        db_path,
+        db_target,
         sim.base_url,
         public_url=f"http://127.0.0.1:{port}",
         webhook_secret="s3cret-webhook-token",
@@ -225,9 +227,9 @@ async def test_over_limit_refused_before_anything_is_sent(
     assert len(sim.requests) == sent
 
 
-async def test_poll_sweep_batches_requests(sim: RunwareSimulator, db_path: Path) -> None:
+async def test_poll_sweep_batches_requests(sim: RunwareSimulator, db_target: Path | str) -> None:
     settings = make_settings(
-        db_path,
+        db_target,
         sim.base_url,
         runware={"poll_batch_size": 3},
         limits={"concurrent_per_member": 50, "member_day_usd": 100, "member_month_usd": 100},
@@ -292,8 +294,8 @@ async def test_webhook_refuses_bad_requests(hooked: tuple[Engine, RecordingSink,
     assert 'hailuo_webhooks_total{outcome="bad_secret"} 1' in text
 
 
-async def test_restart_resumes_and_delivers_once(sim: RunwareSimulator, db_path: Path) -> None:
-    settings = make_settings(db_path, sim.base_url)
+async def test_restart_resumes_and_delivers_once(sim: RunwareSimulator, db_target: Path | str) -> None:
+    settings = make_settings(db_target, sim.base_url)
     first = Engine(settings)
     sink1 = RecordingSink()
     await first.start(sink1)
@@ -313,9 +315,9 @@ async def test_restart_resumes_and_delivers_once(sim: RunwareSimulator, db_path:
 
 
 async def test_job_written_but_never_acknowledged_is_recovered_without_double_submit(
-    sim: RunwareSimulator, db_path: Path
+    sim: RunwareSimulator, db_target: Path | str
 ) -> None:
-    settings = make_settings(db_path, sim.base_url, runware={"request_timeout": 0.3})
+    settings = make_settings(db_target, sim.base_url, runware={"request_timeout": 0.3})
     eng = Engine(settings)
     await eng.start(RecordingSink())
     try:

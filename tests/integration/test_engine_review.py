@@ -33,8 +33,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def settings(sim: RunwareSimulator, db_path: Path) -> Settings:
-    return make_settings(db_path, sim.base_url, runware={"max_wait": MAX_WAIT})
+def settings(sim: RunwareSimulator, db_target: Path | str) -> Settings:
+    return make_settings(db_target, sim.base_url, runware={"max_wait": MAX_WAIT})
 
 
 @pytest.fixture
@@ -235,10 +235,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_webhook_with_a_stray_entry_still_takes_the_known_result(sim: RunwareSimulator, db_path: Path) -> None:
+async def test_webhook_with_a_stray_entry_still_takes_the_known_result(
+    sim: RunwareSimulator, db_target: Path | str
+) -> None:
     port = free_port()
     settings = make_settings(
-        db_path,
+        db_target,
         sim.base_url,
         public_url=f"http://127.0.0.1:{port}",
         webhook_secret="s3cret-webhook-token",

@@ -16,6 +16,7 @@ The invariants, precisely:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import tempfile
@@ -25,16 +26,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.core.errors import OverLimit
 from bot.core.models import Micros, Payer, Period, Scope, usd_to_micros
 from bot.core.policy import Limit, applicable_limits, period_window
+from bot.store.driver import from_db_time
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.jobs import NewJob
 from bot.store.ledger import SpendLedger
-from bot.store.sqlite.db import Database, from_db_time
+from tests.helpers import empty_postgres_database, open_test_database
 
 GUILD, MOD = 100, 900
 U1, U2, U3 = 1, 2, 3
@@ -167,9 +170,16 @@ operations = st.lists(
 )
 
 
-async def scenario(ops: list[tuple[Any, ...]], folder: Path) -> None:
+async def scenario(ops: list[tuple[Any, ...]], target: Path | str) -> None:
     uuids = itertools.count()
-    async with Database(folder / "ledger.sqlite3", synchronous="NORMAL") as db:
+    if isinstance(target, str):
+        await empty_postgres_database(target)
+        db = open_test_database(target)
+    else:
+        db = open_test_database(target / "ledger.sqlite3", synchronous="NORMAL")
+    await db.open()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(db.close)
         guilds = GuildStore(db, defaults=GuildDefaults(), clock=lambda: START)
         for lim in CONFIGURED:
             await guilds.set_limit(GUILD, MOD, lim.scope, lim.target_id, lim.period, lim.amount_micros)
@@ -280,8 +290,21 @@ async def scenario(ops: list[tuple[Any, ...]], folder: Path) -> None:
             assert sum(v for _, v in report.daily) == report.total_micros
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.fixture
+def ledger_target(store_backend: str, request: pytest.FixtureRequest) -> str | None:
+    """The shared PostgreSQL database (emptied per example), or None for a fresh SQLite file per example."""
+    return str(request.getfixturevalue("pg_store_database")) if store_backend == "postgres" else None
+
+
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(ops=operations)
-def test_ledger_never_over_reserves_and_stays_exact(ops: list[tuple[Any, ...]]) -> None:
+def test_ledger_never_over_reserves_and_stays_exact(ops: list[tuple[Any, ...]], ledger_target: str | None) -> None:
+    if ledger_target is not None:
+        asyncio.run(scenario(ops, ledger_target))
+        return
     with tempfile.TemporaryDirectory() as folder:
         asyncio.run(scenario(ops, Path(folder)))

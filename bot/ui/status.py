@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import discord
@@ -30,6 +31,22 @@ RANK = {"queued": 0, "generating": 1, "delivering": 2} | dict.fromkeys(FINAL_PHA
 #: How many recently ended jobs are remembered (to ignore stale routine news); older ones are forgotten.
 ENDED_MEMORY = 10_000
 FLUSH_TIMEOUT = 10.0
+#: An edit that Discord answers with a 5xx (discord.py retries some itself, never a 503) is tried again this many
+#: times in all, after EDIT_RETRY_DELAY seconds, doubled each time, with jitter; a newer edit waiting replaces it.
+EDIT_TRIES = 5
+EDIT_RETRY_DELAY = 1.0
+#: The status post is awaited before the job is submitted: fewer tries (the first retry after ~1 s, then ~2 s).
+POST_TRIES = 3
+
+
+def status_nonce(job_id: int) -> str:
+    """The nonce of a job's status message: Discord answers a repeated nonce with the message it already made."""
+    return f"hs{job_id}"[:25]
+
+
+def _backoff(tries: int) -> float:
+    """Seconds to wait before try number `tries + 2`: EDIT_RETRY_DELAY doubled per try, with jitter."""
+    return float(EDIT_RETRY_DELAY * 2**tries * random.uniform(0.5, 1.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +55,7 @@ class _Edit:
     phase: str
     progress: int | None
     detail: str | None
+    tries: int = 0
 
 
 class StatusReporter:
@@ -53,17 +71,32 @@ class StatusReporter:
         # Jobs whose status reached a final phase, oldest first: later routine news is stale. Bounded, since a stale
         # update follows its job's end within one poll round.
         self._ended: dict[int, None] = {}
+        self._closing = False
 
     async def create(self, job: Job, channel: discord.abc.Messageable) -> discord.Message:
         """Post the job's status message and remember where it is (durably, so a restart can edit it)."""
-        msg = await channel.send(
-            status_message(job, "queued"),
-            view=status_view(job.id),
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
+        msg = await self._post(job, channel)
         await self._jobs.set_status_message(job.id, channel_id=msg.channel.id, message_id=msg.id)
         self._last_edit[job.id] = time.monotonic()
         return msg
+
+    async def _post(self, job: Job, channel: discord.abc.Messageable) -> discord.Message:
+        """Post the status; a 5xx is tried again with the same nonce, so a post Discord made and failed is kept once."""
+        tries = 0
+        while True:
+            try:
+                return await channel.send(
+                    status_message(job, "queued"),
+                    view=status_view(job.id),
+                    allowed_mentions=discord.AllowedMentions.none(),
+                    nonce=status_nonce(job.id),
+                )
+            except discord.HTTPException as exc:
+                tries += 1
+                if exc.status < 500 or tries >= POST_TRIES:
+                    raise
+                log.info("job=%s status post failed (%s); trying again", job.id, exc)
+                await asyncio.sleep(_backoff(tries - 1))
 
     async def update(
         self,
@@ -121,14 +154,28 @@ class StatusReporter:
                 content=text, view=view, allowed_mentions=discord.AllowedMentions.none()
             )
         except discord.HTTPException as exc:
+            if exc.status >= 500 and edit.tries + 1 < EDIT_TRIES and not self._closing:
+                self._retry(edit, exc)
+                return
             log.info("job=%s status edit failed: %s", job.id, exc)
         if final and job.id not in self._waiting:
             self._last_edit.pop(job.id, None)  # the job is over: forget it (ended jobs are remembered apart)
             self._shown.pop(job.id, None)
             self._shown_text.pop(job.id, None)
 
+    def _retry(self, edit: _Edit, exc: discord.HTTPException) -> None:
+        """Discord failed on its side: show this edit later, unless a newer one is already waiting to go out."""
+        job_id = edit.job.id
+        log.info("job=%s status edit failed (%s); trying again", job_id, exc)
+        self._shown_text.pop(job_id, None)  # not shown after all
+        if job_id in self._waiting:
+            return  # its timer sends the newer edit
+        self._waiting[job_id] = replace(edit, tries=edit.tries + 1)
+        self._timers.spawn(self._send_later(job_id, _backoff(edit.tries)), name=f"status-{job_id}")
+
     async def flush(self) -> None:
         """On shutdown: send every waiting edit now (bounded), so no status is left showing an old phase."""
+        self._closing = True
         await self._timers.cancel_all()
         waiting, self._waiting = self._waiting, {}
         try:

@@ -359,6 +359,85 @@ async def test_rate_limit_fault_is_retried_and_gateway_reconnects(
     assert fake_discord.violations == []
 
 
+async def test_fault_plan_answers_429s_in_discords_shape_and_records_each_fault(
+    fake_discord: FakeDiscord, discord_world: DiscordWorld, bot: EchoBot
+) -> None:
+    channel = bot.get_channel(discord_world.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    route = fake_discord.faults.add(method="POST", path_regex=r"/channels/\d+/messages", status=429, retry_after=0.2)
+    await channel.send("after a route 429")
+    glob = fake_discord.faults.add(
+        method="POST", path_regex=r"/channels/\d+/messages", status=429, retry_after=0.2, global_=True
+    )
+    await channel.send("after a global 429")
+    [r] = fake_discord.faults.served_for(route)
+    [g] = fake_discord.faults.served_for(glob)
+    assert r.request.response == {
+        "message": "You are being rate limited.",
+        "retry_after": 0.2,
+        "global": False,
+        "code": 0,
+    }
+    assert g.request.response["global"] is True and r.request.status == g.request.status == 429
+    assert fake_discord.faults.pending == [] and [s.status for s in fake_discord.faults.served] == [429, 429]
+    # What the fake answered, as the bot's HTTP client saw it
+    async with aiohttp.ClientSession() as http:
+        fake_discord.faults.add(method="GET", path_regex=r"/channels/\d+", status=429, retry_after=0.2, scope="shared")
+        fake_discord.faults.add(method="GET", path_regex=r"/channels/\d+", status=429, retry_after=0.2, global_=True)
+        url = f"{fake_discord.api_base}/channels/{discord_world.channel.id}"
+        auth = {"Authorization": f"Bot {fake_discord.token}"}
+        async with http.get(url, headers=auth) as shared:
+            assert shared.status == 429 and shared.headers["Retry-After"] == "1"
+            assert shared.headers["X-RateLimit-Scope"] == "shared" and shared.headers["X-RateLimit-Remaining"] == "0"
+            assert shared.headers["X-RateLimit-Reset-After"] == "0.200" and "X-RateLimit-Bucket" in shared.headers
+            assert "X-RateLimit-Global" not in shared.headers and shared.headers["Via"]
+        async with http.get(url, headers=auth) as global_:
+            assert global_.headers["X-RateLimit-Global"] == "true" and global_.headers["X-RateLimit-Scope"] == "global"
+            assert "X-RateLimit-Bucket" not in global_.headers
+    assert fake_discord.violations == []
+
+
+async def test_apply_then_fail_creates_the_message_and_the_nonce_keeps_the_retry_single(
+    fake_discord: FakeDiscord, discord_world: DiscordWorld, bot: EchoBot
+) -> None:
+    channel = bot.get_channel(discord_world.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    fault = fake_discord.faults.add(method="POST", path_regex=r"/channels/\d+/messages", status=503, apply=True)
+    with pytest.raises(discord.DiscordServerError):  # discord.py does not retry a 503: the caller does
+        await channel.send("made, then 503", nonce="n-1")
+    [served] = fake_discord.faults.served_for(fault)
+    assert served.applied and served.request.fault is fault
+    again = await channel.send("made, then 503", nonce="n-1")  # enforce_nonce: the same message comes back
+    assert [m.id for m in fake_discord.channel_messages(discord_world.channel)] == [again.id]
+    assert fake_discord.violations == []
+
+
+async def test_resume_replays_missed_events_in_order_and_ended_sessions_identify_again(
+    fake_discord: FakeDiscord, discord_world: DiscordWorld, bot: EchoBot
+) -> None:
+    session = fake_discord.session
+    assert session is not None
+    fake_discord.hold_gateway()
+    fake_discord.drop()  # no close frame: discord.py sees an abnormal close and RESUMEs
+    await fake_discord.wait_until(lambda: fake_discord.gateway_waiting > 0, what="a reconnect attempt")
+    command = await fake_discord.send_command("echo", {"prompt": "sent while away"}, user=discord_world.member)
+    missed = session.seq
+    fake_discord.release_gateway()
+    await command.wait_followups(2)
+    assert session.resumes == 1 and fake_discord.identify_count == 1 and missed in session.replayed
+    assert session.replayed == sorted(session.replayed)
+
+    fake_discord.hold_gateway()
+    await fake_discord.disconnect(4009)  # session timed out: the RESUME is refused with op 9 and it IDENTIFYs
+    await fake_discord.wait_until(lambda: fake_discord.gateway_waiting > 0, what="a reconnect attempt")
+    assert session.invalid and session.closes[-1] == 4009
+    fake_discord.release_gateway()
+    await fake_discord.wait_until(lambda: fake_discord.identify_count == 2 and fake_discord.connected)
+    assert session.resumes == 1 and fake_discord.session is not session
+    assert [p["op"] for p in fake_discord.gateway_received if p["op"] in (2, 6)] == [2, 6, 6, 2]
+    assert fake_discord.violations == []
+
+
 async def test_unknown_routes_are_recorded(
     fake_discord: FakeDiscord, discord_world: DiscordWorld, bot: EchoBot
 ) -> None:

@@ -35,9 +35,16 @@ CLOSE_DECODE_ERROR = 4002
 CLOSE_NOT_AUTHENTICATED = 4003
 CLOSE_AUTHENTICATION_FAILED = 4004
 CLOSE_ALREADY_AUTHENTICATED = 4005
+CLOSE_INVALID_SEQ = 4007
+CLOSE_SESSION_TIMED_OUT = 4009
 CLOSE_INVALID_SHARD = 4010
 CLOSE_INVALID_API_VERSION = 4012
 CLOSE_DISALLOWED_INTENTS = 4014
+
+
+#: Close codes that end the session: a RESUME after them is answered with INVALID_SESSION (d=false). A client's own
+#: 1000/1001 close ends it too (the bot goes offline), as Discord does.
+SESSION_ENDING_CLOSES = frozenset({1000, 1001, CLOSE_INVALID_SEQ, CLOSE_SESSION_TIMED_OUT})
 
 
 class _Compressor(Protocol):
@@ -77,7 +84,15 @@ class GatewaySession:
     sent: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     connection: GatewayConnection | None = None
     resumes: int = 0
+    invalid: bool = False  # invalidated (op 9, a session-ending close): it can no longer be resumed
+    replayed: list[int] = field(default_factory=list)  # the sequence numbers sent again on RESUME, in order
+    closes: list[int | None] = field(default_factory=list)  # the close code of each connection that ended
     shard: tuple[int, int] = (0, 1)  # (shard id, shard count) from IDENTIFY; (0, 1) when none was given
+
+    @property
+    def resumable(self) -> bool:
+        """Tell whether a RESUME of this session would be accepted."""
+        return not self.invalid
 
     def covers(self, guild_id: int | None) -> bool:
         """Whether this session receives the guild's events: (guild_id >> 22) % count == id; DMs go to shard 0."""
@@ -97,13 +112,17 @@ def shard_for(guild_id: int | None, count: int) -> int:
 class GatewayConnection:
     """One websocket connection from the bot."""
 
-    def __init__(self, fake: FakeDiscord, ws: web.WebSocketResponse, compress: _Compressor | None) -> None:
+    def __init__(
+        self, fake: FakeDiscord, ws: web.WebSocketResponse, compress: _Compressor | None, request: web.Request
+    ) -> None:
         self.fake = fake
         self.ws = ws
+        self.request = request
         self._compress = compress
         self._lock = asyncio.Lock()  # compression state and frame order must match
         self.session: GatewaySession | None = None
         self.heartbeats = 0
+        self.server_close_code: int | None = None  # the code the fake closed with (the client's reply echoes 1000)
 
     async def send(self, payload: dict[str, Any]) -> None:
         """Send one gateway payload, compressed if the client asked for it."""
@@ -127,8 +146,18 @@ class GatewayConnection:
         await self.send(payload)
 
     async def close(self, code: int, message: str = "") -> None:
-        """Close the websocket with a gateway close code."""
+        """Close the websocket with a gateway close code (a session-ending code invalidates the session)."""
+        if code in SESSION_ENDING_CLOSES and self.session is not None:
+            self.session.invalid = True
+        if self.server_close_code is None:
+            self.server_close_code = code
         await self.ws.close(code=code, message=message.encode())
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a close frame, as a network failure does (the client sees 1006)."""
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
 
     async def run(self) -> None:
         """Serve the connection until it closes."""
@@ -149,8 +178,13 @@ class GatewayConnection:
                 break
             self.fake.gateway_received.append(payload)
             await self._handle(payload)
-        if self.session is not None and self.session.connection is self:
-            self.session.connection = None
+        session = self.session
+        if session is not None and session.connection is self:
+            session.connection = None
+            code = self.server_close_code if self.server_close_code is not None else self.ws.close_code
+            session.closes.append(code)
+            if code in SESSION_ENDING_CLOSES:
+                session.invalid = True
         self.fake._notify()
 
     async def _handle(self, payload: dict[str, Any]) -> None:
@@ -207,7 +241,9 @@ class GatewayConnection:
             await self.close(CLOSE_AUTHENTICATION_FAILED, "Authentication failed.")
             return
         session = next((s for s in fake.sessions if s.session_id == data.get("session_id")), None)
-        if session is None or not fake.resume_enabled:
+        if session is None or session.invalid or not fake.resume_enabled:
+            if session is not None:
+                session.invalid = True
             await self.send({"op": OP_INVALID_SESSION, "d": False, "s": None, "t": None})
             return
         if session.connection is not None and session.connection is not self:
@@ -216,8 +252,9 @@ class GatewayConnection:
         session.resumes += 1
         self.session = session
         last = int(data.get("seq") or 0)
-        for seq, payload in list(session.sent):
+        for seq, payload in list(session.sent):  # everything the client missed, in order, then RESUMED
             if seq > last:
+                session.replayed.append(seq)
                 await self.send(payload)
         await self.dispatch("RESUMED", {})
         fake._notify()
@@ -252,6 +289,13 @@ async def handle_gateway(fake: FakeDiscord, request: web.Request) -> web.StreamR
     version = request.query.get("v", "10")
     encoding = request.query.get("encoding", "json")
     compression = request.query.get("compress")
+    if not fake.gateway_open.is_set():  # held by hold_gateway(): the bot waits to reconnect
+        fake.gateway_waiting += 1
+        fake._notify()
+        try:
+            await fake.gateway_open.wait()
+        finally:
+            fake.gateway_waiting -= 1
     ws = web.WebSocketResponse(autoping=True, max_msg_size=4096 * 1024)
     await ws.prepare(request)
     fake.gateway_urls.append(str(request.rel_url))
@@ -271,7 +315,7 @@ async def handle_gateway(fake: FakeDiscord, request: web.Request) -> web.StreamR
     else:
         await ws.close(code=CLOSE_DECODE_ERROR, message=b"Unsupported compression.")
         return ws
-    conn = GatewayConnection(fake, ws, compressor)
+    conn = GatewayConnection(fake, ws, compressor, request)
     fake.connections.append(conn)
     try:
         await conn.run()

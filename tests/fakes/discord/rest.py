@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -14,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
 
+from .faults import bucket_hash
 from .interactions import (
     ALLOWED_CALLBACKS,
     APPLICATION_COMMAND,
@@ -53,7 +52,7 @@ from .models import (
 )
 
 if TYPE_CHECKING:
-    from .server import FakeDiscord, Fault, Part, RecordedRequest
+    from .server import FakeDiscord, Part, RecordedRequest
 
 log = logging.getLogger(__name__)
 
@@ -223,9 +222,11 @@ class RestAPI:
         fake.violations.extend(rec.violations)
         if not rec.path.startswith(NO_AUTH_PREFIXES) and rec.headers.get("Authorization") != f"Bot {fake.token}":
             return 401, {"message": "401: Unauthorized", "code": 0}, headers
-        fault = self._take_fault(rec)
-        if fault is not None:
-            return self._fault_answer(fault, headers)
+        fault = fake.faults.take(rec)
+        rec.fault = fault
+        if fault is not None and not fault.apply:
+            fake.faults.record(fault, rec, applied=False)
+            return fault.answer(rec, headers)
         handler = self.routes.get((rec.method, rec.template or ""))
         if handler is None:
             rec.unknown_route = True
@@ -233,7 +234,10 @@ class RestAPI:
         try:
             status, body = await handler(Call(rec, params, payload, files))
         except DiscordError as err:
-            return err.status, err.body(), headers
+            status, body = err.status, err.body()
+        if fault is not None:  # "apply then fail": the request took effect, but the answer is the fault
+            fake.faults.record(fault, rec, applied=status < 300)
+            return fault.answer(rec, headers)
         return status, body, headers
 
     async def _read_body(self, request: web.Request, rec: RecordedRequest) -> tuple[Any, list[Part], bool]:
@@ -274,7 +278,7 @@ class RestAPI:
             return None, [], True
 
     def _ratelimit_headers(self, rec: RecordedRequest) -> dict[str, str]:
-        bucket = hashlib.sha1(f"{rec.method} {rec.template}".encode()).hexdigest()[:32]
+        bucket = bucket_hash(rec)
         return {
             "X-RateLimit-Limit": "50",
             "X-RateLimit-Remaining": "49",
@@ -282,33 +286,6 @@ class RestAPI:
             "X-RateLimit-Reset-After": "1.000",
             "X-RateLimit-Bucket": bucket,
         }
-
-    def _take_fault(self, rec: RecordedRequest) -> Fault | None:
-        for fault in self.fake._faults:
-            if fault.method == rec.method and fault.template == rec.template and fault.remaining > 0:
-                fault.remaining -= 1
-                return fault
-        return None
-
-    def _fault_answer(self, fault: Fault, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
-        if fault.status == 429:
-            headers = {
-                **headers,
-                "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset-After": f"{fault.retry_after:.3f}",
-                "X-RateLimit-Scope": "global" if fault.is_global else "user",
-                "Retry-After": str(max(1, math.ceil(fault.retry_after))),
-                "Via": "1.1 google",  # discord.py treats a 429 without Via as a Cloudflare ban
-            }
-            if fault.is_global:
-                headers["X-RateLimit-Global"] = "true"
-            body = {
-                "message": "You are being rate limited.",
-                "retry_after": fault.retry_after,
-                "global": fault.is_global,
-            }
-            return 429, body, headers
-        return fault.status, {"message": f"{fault.status}: Fake Discord fault", "code": 0}, headers
 
     # -- users, application, gateway ------------------------------------------------------------------
 

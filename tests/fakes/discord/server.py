@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import gateway as gw
+from .faults import DiscordFault, FaultPlan
 from .interactions import (
     APPLICATION_COMMAND,
     MESSAGE_COMPONENT,
@@ -86,6 +87,7 @@ class RecordedRequest:
     response: Any = None
     violations: list[str] = field(default_factory=list)
     unknown_route: bool = False
+    fault: DiscordFault | None = None  # the planned fault that answered it, if any
 
     @property
     def files(self) -> list[Part]:
@@ -99,18 +101,6 @@ class RecordedRequest:
 
     def __repr__(self) -> str:
         return f"<{self.method} {self.path} -> {self.status}>"
-
-
-@dataclass
-class Fault:
-    """A planned failure for the next requests to a route."""
-
-    method: str
-    template: str
-    status: int
-    remaining: int
-    retry_after: float
-    is_global: bool
 
 
 class FakeDiscord:
@@ -147,12 +137,15 @@ class FakeDiscord:
         self.connections: list[gw.GatewayConnection] = []
         self.identify_count = 0
         self.shard_count = 1  # what GET /gateway/bot recommends
+        self.gateway_open = asyncio.Event()  # cleared by hold_gateway(): new connections wait
+        self.gateway_open.set()
+        self.gateway_waiting = 0  # connections waiting for release_gateway()
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.allowed_privileged_intents = PRIVILEGED_INTENTS
         self.resume_enabled = True
         self.nonce_window_s = 300.0
         self.spec = spec
-        self._faults: list[Fault] = []
+        self.faults = FaultPlan()
         self.world: DiscordWorld | None = None  # set by the fixtures' build_world()
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -180,6 +173,7 @@ class FakeDiscord:
 
     async def close(self) -> None:
         """Close every gateway connection and stop serving."""
+        self.gateway_open.set()
         for conn in list(self.connections):
             await conn.close(1001, "Fake Discord is shutting down.")
         if self._runner is not None:
@@ -373,8 +367,14 @@ class FakeDiscord:
         retry_after: float = 0.01,
         is_global: bool = False,
     ) -> None:
-        """Answer the next `times` requests to a route (spec template, e.g. /channels/{channel_id}/messages)."""
-        self._faults.append(Fault(method.upper(), template, status, times, retry_after, is_global))
+        """Answer the next `times` requests to a route (spec template, e.g. /channels/{channel_id}/messages).
+
+        Shorthand for `faults.add(method=..., template=..., ...)`, which also takes a path regex, a predicate on
+        the request, the 429 scope and "apply then fail".
+        """
+        self.faults.add(
+            method=method, template=template, status=status, times=times, retry_after=retry_after, global_=is_global
+        )
 
     # -- gateway control ---------------------------------------------------------------------------
 
@@ -419,10 +419,33 @@ class FakeDiscord:
             s.sent.append((s.seq, {"op": gw.OP_DISPATCH, "t": event, "s": s.seq, "d": data}))
 
     async def disconnect(self, code: int = 4000) -> None:
-        """Close the bot's gateway socket from the server side (the bot should RESUME or re-IDENTIFY)."""
+        """Close the bot's gateway socket from the server side.
+
+        4000 (or any code but those below) leaves the session resumable: discord.py RESUMEs and gets every event
+        it missed replayed. 4007 (invalid seq) and 4009 (session timed out) end the session: discord.py still tries
+        to RESUME, is answered INVALID_SESSION (d=false) and IDENTIFYs again, and what it missed is gone.
+        """
         s = self.session
         if s is not None and s.connection is not None:
             await s.connection.close(code, "Fake Discord closed the connection.")
+
+    def drop(self) -> None:
+        """Cut the bot's gateway TCP connection without a close frame (an abnormal 1006 close): it RESUMEs."""
+        s = self.session
+        if s is not None and s.connection is not None:
+            s.connection.abort()
+
+    def hold_gateway(self) -> None:
+        """Keep new gateway connections waiting (before the websocket upgrade) until release_gateway().
+
+        With it a test can act while the bot is disconnected: `fake.gateway_waiting` tells that it is trying to
+        reconnect; events dispatched meanwhile are kept for a RESUME.
+        """
+        self.gateway_open.clear()
+
+    def release_gateway(self) -> None:
+        """Let held and new gateway connections through."""
+        self.gateway_open.set()
 
     async def send_reconnect(self) -> None:
         """Ask the bot to reconnect (op 7)."""
@@ -431,9 +454,10 @@ class FakeDiscord:
             await s.connection.send({"op": gw.OP_RECONNECT, "d": None, "s": None, "t": None})
 
     async def invalidate_session(self) -> None:
-        """Invalidate the session (op 9, not resumable): the bot must IDENTIFY again."""
+        """Invalidate the session (op 9, d=false): it cannot be resumed, the bot must IDENTIFY again."""
         s = self.session
         if s is not None and s.connection is not None:
+            s.invalid = True
             await s.connection.send({"op": gw.OP_INVALID_SESSION, "d": False, "s": None, "t": None})
 
     # -- interactions ------------------------------------------------------------------------------
@@ -662,9 +686,14 @@ class FakeDiscord:
         message: FakeMessage | None = None,
     ) -> InteractionHandle:
         where = guild.id if guild else None
-        await self.wait_until(
-            lambda: (s := self.session_for(where)) is not None and s.live, 10.0, "the bot to connect to the gateway"
-        )
+        s = self.session_for(where)
+        if s is None or not s.resumable:
+            await self.wait_until(
+                lambda: (live := self.session_for(where)) is not None and live.live,
+                10.0,
+                "the bot to connect to the gateway",
+            )
+        # else the bot is connected, or dropped with its session resumable: Discord keeps the event for the RESUME
         account = self._user_of(user)
         interaction_id = self.ids.next()
         token = "aW50ZXJhY3Rpb24" + secrets.token_urlsafe(48)

@@ -6,21 +6,24 @@ and with one request per task (poll_batch_size = 1), side by side: the Runware r
 wall time. Target for the batched sweep: ceil(N / 50) requests.
 
 Jobs are created through the real service (plan, reserve, submit) as operator jobs, which no member, role or
-channel limit touches, each N on a fresh SQLite file.
+channel limit touches, each N on a fresh database: a SQLite file and a PostgreSQL database (tests/pg.py starts a
+server; it runs with fsync off), one row per backend.
 
-Run: python bench/poll_sweep.py [--sizes 10,100,1000] [--sweeps 5] [--latency-ms 0]
+Run: python bench/poll_sweep.py [--sizes 10,100,1000] [--sweeps 5] [--latency-ms 0] [--db sqlite|postgres|both]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -29,6 +32,7 @@ from bot.core.service import Requester, VideoOptions
 from bot.core.sink import NullSink
 from bot.settings import Settings
 from bot.simulator.server import RunwareSimulator
+from tests.pg import PostgresServer
 
 SIM_KEY = "sim-key"
 OPERATOR = Requester(guild_id=0, channel_id=0, user_id=0)
@@ -36,7 +40,7 @@ BATCHED = 50
 CREATE_CONCURRENCY = 50
 
 
-def settings(db: Path, sim: RunwareSimulator, batch: int) -> Settings:
+def settings(db: Path | str, sim: RunwareSimulator, batch: int) -> Settings:
     return Settings(
         runware={
             "api_base": sim.base_url,
@@ -47,7 +51,7 @@ def settings(db: Path, sim: RunwareSimulator, batch: int) -> Settings:
             "request_timeout": 60,
         },
         webhook={"listen": "127.0.0.1:0"},
-        database={"path": str(db)},
+        database={"url": db} if isinstance(db, str) else {"path": str(db)},
     )
 
 
@@ -63,10 +67,10 @@ async def create_jobs(engine: Engine, n: int) -> None:
 
 
 async def measure(
-    sim: RunwareSimulator, workdir: Path, n: int, batch: int, sweeps: int
+    sim: RunwareSimulator, db: Path | str, n: int, batch: int, sweeps: int
 ) -> tuple[list[int], list[float]]:
     """Requests and wall time (s) of each of `sweeps` sweeps over n jobs in flight, with this batch size."""
-    engine = Engine(settings(workdir / f"n{n}-b{batch}.sqlite3", sim, batch), serve_webhooks=False)
+    engine = Engine(settings(db, sim, batch), serve_webhooks=False)
     await engine.start(NullSink())
     try:
         await create_jobs(engine, n)
@@ -87,13 +91,16 @@ def fmt_requests(values: list[int]) -> str:
     return str(values[0]) if len(set(values)) == 1 else f"{min(values)}-{max(values)}"
 
 
-async def main(sizes: list[int], sweeps: int, latency_ms: float) -> None:
+async def main(sizes: list[int], sweeps: int, latency_ms: float, backends: list[str], server: Any) -> None:
     print(f"poll sweep: jobs in flight at the Runware simulator on loopback (+{latency_ms:g} ms per request)")
     print(f"per sweep: getResponse requests sent, and wall time (median and min of {sweeps} sweeps)\n")
-    head = f"{'N':>6} {'target':>7} | {'batched (50/request)':^30} | {'one request per task':^30} | {'speed-up':>8}"
+    head = (
+        f"{'N':>6} {'db':>8} {'target':>7} | {'batched (50/request)':^30} | {'one request per task':^30} | "
+        f"{'speed-up':>8}"
+    )
     print(head)
     print(
-        f"{'':>6} {'':>7} | {'requests':>9} {'median ms':>10} {'min ms':>9} | "
+        f"{'':>6} {'':>8} {'':>7} | {'requests':>9} {'median ms':>10} {'min ms':>9} | "
         f"{'requests':>9} {'median ms':>10} {'min ms':>9} |"
     )
     print("-" * len(head))
@@ -101,15 +108,25 @@ async def main(sizes: list[int], sweeps: int, latency_ms: float) -> None:
         async with RunwareSimulator(api_key=SIM_KEY, auto_complete=False) as sim:
             sim.faults.latency = latency_ms / 1000
             for n in sizes:
-                rows = [await measure(sim, Path(tmp), n, batch, sweeps) for batch in (BATCHED, 1)]
-                cells = []
-                medians = []
-                for requests, times in rows:
-                    med = statistics.median(times) * 1000
-                    medians.append(med)
-                    cells.append(f"{fmt_requests(requests):>9} {med:>10.1f} {min(times) * 1000:>9.1f}")
-                target = math.ceil(n / BATCHED)
-                print(f"{n:>6} {target:>7} | {cells[0]} | {cells[1]} | {medians[1] / medians[0]:>7.1f}x", flush=True)
+                for backend in backends:
+                    rows = []
+                    for batch in (BATCHED, 1):
+                        if backend == "sqlite":
+                            db: Path | str = Path(tmp) / f"n{n}-b{batch}.sqlite3"
+                        else:
+                            db = server.create_database("sweep")
+                        rows.append(await measure(sim, db, n, batch, sweeps))
+                    cells = []
+                    medians = []
+                    for requests, times in rows:
+                        med = statistics.median(times) * 1000
+                        medians.append(med)
+                        cells.append(f"{fmt_requests(requests):>9} {med:>10.1f} {min(times) * 1000:>9.1f}")
+                    target = math.ceil(n / BATCHED)
+                    print(
+                        f"{n:>6} {backend:>8} {target:>7} | {cells[0]} | {cells[1]} | {medians[1] / medians[0]:>7.1f}x",
+                        flush=True,
+                    )
 
 
 def parse() -> argparse.Namespace:
@@ -117,9 +134,13 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--sizes", default="10,100,1000", help="comma-separated job counts (default 10,100,1000)")
     parser.add_argument("--sweeps", type=int, default=5, help="sweeps measured per configuration (default 5)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every simulator answer (default 0)")
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both", help="backend(s) to measure")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     args = parse()
-    asyncio.run(main([int(s) for s in args.sizes.split(",")], args.sweeps, args.latency_ms))
+    chosen = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    with contextlib.ExitStack() as stack:
+        pg = stack.enter_context(PostgresServer.start()) if "postgres" in chosen else None
+        asyncio.run(main([int(s) for s in args.sizes.split(",")], args.sweeps, args.latency_ms, chosen, pg))

@@ -1,17 +1,22 @@
 """Reservation race benchmark: prints figures, asserts nothing.
 
-1,000 concurrent `/video` reservations by one member against a daily limit that fits 10, on a real SQLite file:
-how many are accepted (must be 10) and the latency of one reservation; then the same race done the naive way
-(read spend, await, then insert, without the lock and BEGIN IMMEDIATE around check and write) to show how many it
-wrongly admits. Also the latency of one reservation with no contention, with synchronous=FULL and NORMAL.
+1,000 concurrent `/video` reservations by one member against a daily limit that fits 10, on a real SQLite file and
+on a real PostgreSQL database (tests/pg.py starts a server), side by side: how many are accepted (must be 10) and
+the latency of one reservation; on PostgreSQL also split over two pools, as two processes would; then the same
+race done the naive way (read spend, await, then insert, outside one locked transaction) to show how many it
+wrongly admits. Also the latency of one reservation with no contention (SQLite with synchronous=FULL and NORMAL).
 
-Run: python bench/reserve.py [--calls 1000]
+The PostgreSQL server tests/pg.py starts runs with fsync and synchronous_commit off (a test server), so its
+commit latency is lower than a durable production server's; the SQLite FULL figure includes an fsync.
+
+Run: python bench/reserve.py [--calls 1000] [--db sqlite|postgres|both]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -19,15 +24,19 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.core.errors import OverLimit
 from bot.core.models import JobState, Payer, Period, format_usd, usd_to_micros
 from bot.store.driver import to_db_time
+from bot.store.interface import Database
 from bot.store.jobs import NewJob, insert_job
 from bot.store.ledger import SpendLedger
-from bot.store.sqlite.db import Database
+from bot.store.postgres.db import PostgresDatabase
+from bot.store.sqlite.db import SqliteDatabase
+from tests.pg import PostgresServer
 
 CLIP = usd_to_micros("0.28")
 LIMIT = 10 * CLIP
@@ -90,34 +99,54 @@ async def naive_reserve(db: Database, job: NewJob) -> None:
         )
 
 
-async def race(folder: Path, calls: int, *, naive: bool) -> None:
-    async with Database(folder / f"{'naive' if naive else 'ledger'}.sqlite3") as db:
-        ledger = SpendLedger(db, member_defaults={Period.DAY: LIMIT}, server_defaults={})
+class Targets:
+    """Fresh databases for each run: SQLite files in a temporary folder, PostgreSQL databases on one server."""
 
-        async def proper(job: NewJob) -> None:
-            await ledger.reserve(job, role_ids=(), concurrency_cap=None, now=NOW)
+    def __init__(self, folder: Path, server: PostgresServer | None) -> None:
+        self.folder, self.server, self.n = folder, server, 0
 
-        async def cheap(job: NewJob) -> None:
-            await naive_reserve(db, job)
+    def new(self, backend: str, **sqlite_options: Any) -> list[Database]:
+        self.n += 1
+        if backend == "sqlite":
+            return [SqliteDatabase(self.folder / f"run-{self.n}.sqlite3", **sqlite_options)]
+        assert self.server is not None
+        url = self.server.create_database("bench")
+        pools = int(sqlite_options.get("pools", 1))
+        return [PostgresDatabase(url) for _ in range(pools)]
 
-        fn = cheap if naive else proper
+
+async def race(dbs: list[Database], calls: int, *, naive: bool, label: str) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        for db in dbs:
+            await db.open()
+            stack.push_async_callback(db.close)
+        ledgers = [SpendLedger(db, member_defaults={Period.DAY: LIMIT}, server_defaults={}) for db in dbs]
+
+        async def call(i: int, job: NewJob) -> None:
+            if naive:
+                await naive_reserve(dbs[i % len(dbs)], job)
+            else:
+                await ledgers[i % len(dbs)].reserve(job, role_ids=(), concurrency_cap=None, now=NOW)
+
         start = time.perf_counter()
         jobs = [new_job(i) for i in range(calls)]
-        outcomes = await asyncio.gather(*(timed(lambda job=job: fn(job)) for job in jobs))
+        outcomes = await asyncio.gather(*(timed(lambda i=i, job=job: call(i, job)) for i, job in enumerate(jobs)))
         wall = time.perf_counter() - start
         accepted = sum(ok for ok, _ in outcomes)
-        row = await db.fetchone("SELECT COALESCE(SUM(held_micros), 0) FROM ledger")
+        row = await dbs[0].fetchone("SELECT COALESCE(SUM(held_micros), 0) FROM ledger")
         held = int(row[0]) if row is not None else 0
         latencies = [t for _, t in outcomes]
-        name = "naive (read, await, insert)" if naive else "SpendLedger.reserve"
         print(
-            f"  {name:<28} accepted {accepted:4d} / {calls}   held {format_usd(held):>8} of {format_usd(LIMIT)}   "
-            f"p50 {pct(latencies, 0.50):7.2f} ms  p99 {pct(latencies, 0.99):7.2f} ms  wall {wall * 1000:7.1f} ms"
+            f"  {label:<44} accepted {accepted:4d} / {calls}   held {format_usd(held):>8} of {format_usd(LIMIT)}   "
+            f"p50 {pct(latencies, 0.50):7.2f} ms  p99 {pct(latencies, 0.99):7.2f} ms  wall {wall * 1000:7.1f} ms",
+            flush=True,
         )
 
 
-async def uncontended(folder: Path, synchronous: str, calls: int = 300) -> None:
-    async with Database(folder / f"seq-{synchronous}.sqlite3", synchronous=synchronous) as db:
+async def uncontended(db: Database, label: str, calls: int = 300) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        await db.open()
+        stack.push_async_callback(db.close)
         ledger = SpendLedger(db, member_defaults={Period.DAY: 10**12}, server_defaults={})
         latencies = []
         for i in range(calls):
@@ -125,25 +154,40 @@ async def uncontended(folder: Path, synchronous: str, calls: int = 300) -> None:
             _, elapsed = await timed(lambda job=job: ledger.reserve(job, role_ids=(), concurrency_cap=None, now=NOW))
             latencies.append(elapsed)
         print(
-            f"  synchronous={synchronous:<6}  {calls} reservations one at a time: p50 {pct(latencies, 0.5):6.2f} ms  "
-            f"p99 {pct(latencies, 0.99):6.2f} ms  mean {statistics.fmean(latencies) * 1000:6.2f} ms"
+            f"  {label:<24} {calls} reservations one at a time: p50 {pct(latencies, 0.5):6.2f} ms  "
+            f"p99 {pct(latencies, 0.99):6.2f} ms  mean {statistics.fmean(latencies) * 1000:6.2f} ms",
+            flush=True,
         )
 
 
-async def main() -> None:
+async def run(targets: Targets, backends: list[str], calls: int) -> None:
+    print(f"{calls} concurrent reservations of {format_usd(CLIP)} by one member, limit {format_usd(LIMIT)}")
+    print("(latency = from the call to its answer, queueing behind the others included)")
+    for backend in backends:
+        await race(targets.new(backend), calls, naive=False, label=f"{backend:<8} SpendLedger.reserve")
+        if backend == "postgres":
+            await race(targets.new(backend, pools=2), calls, naive=False, label=f"{backend:<8} reserve, two pools")
+    for backend in backends:
+        await race(targets.new(backend), calls, naive=True, label=f"{backend:<8} naive (read, await, insert)")
+    print("one reservation without contention (one write transaction)")
+    for backend in backends:
+        if backend == "sqlite":
+            await uncontended(targets.new(backend, synchronous="FULL")[0], "sqlite synchronous=FULL")
+            await uncontended(targets.new(backend, synchronous="NORMAL")[0], "sqlite synchronous=NORMAL")
+        else:
+            await uncontended(targets.new(backend)[0], "postgres (test server)")
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="hailuo-bench-") as tmp:
-        folder = Path(tmp)
-        print(f"{args.calls} concurrent reservations of {format_usd(CLIP)} by one member, limit {format_usd(LIMIT)}")
-        print("(latency = from the call to its answer, queueing behind the others included)")
-        await race(folder, args.calls, naive=False)
-        await race(folder, args.calls, naive=True)
-        print("one reservation without contention (one write transaction, fsync per commit with FULL)")
-        await uncontended(folder, "FULL")
-        await uncontended(folder, "NORMAL")
+    backends = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    with tempfile.TemporaryDirectory(prefix="hailuo-bench-") as tmp, contextlib.ExitStack() as stack:
+        server = stack.enter_context(PostgresServer.start()) if "postgres" in backends else None
+        asyncio.run(run(Targets(Path(tmp), server), backends, args.calls))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

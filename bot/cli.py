@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With no command it runs the bot.",
     )
     _common(parser, top=True)
-    sub = parser.add_subparsers(dest="command", metavar="{doctor,generate}")
+    sub = parser.add_subparsers(dest="command", metavar="{doctor,generate,copy-db}")
     doctor = sub.add_parser("doctor", help="check the config, database, Discord token, Runware key and webhook")
     _common(doctor, top=False)
     gen = sub.add_parser("generate", help="run one job from the command line and save the clips")
@@ -60,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--variations", type=int, metavar="N", help="how many clips (default 1)")
     gen.add_argument("--prompt-optimizer", action="store_true", help="let MiniMax rewrite the prompt")
     gen.add_argument("--out", type=Path, default=Path("clips"), metavar="DIR", help="output folder (default clips/)")
+    copy = sub.add_parser("copy-db", help="copy the SQLite database into an empty PostgreSQL database")
+    _common(copy, top=False)
+    copy.add_argument("--to", required=True, metavar="URL", help="postgresql://user:password@host:5432/database")
     return parser
 
 
@@ -103,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(str(exc), EX_CONFIG)
     command = args.command
-    if command != "doctor":  # doctor reports missing secrets among its findings
+    if command not in ("doctor", "copy-db"):  # doctor reports missing secrets among its findings
         problem = missing_secret(settings, need_discord=command is None)
         if problem:
             return _fail(problem, EX_CONFIG)
@@ -113,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.discord.token.get_secret_value(),
         settings.runware.api_key.get_secret_value(),
         settings.webhook.secret.get_secret_value(),
+        *_url_passwords(settings.database.url.get_secret_value(), getattr(args, "to", "") or ""),
     ]
     log_cfg = settings.logging
     if command and log_cfg.level == "INFO":
@@ -131,12 +136,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     if command == "generate":
         return _generate(settings, args)
+    if command == "copy-db":
+        return _copy_db(settings, args.to)
     from bot.app import run_bot
 
     try:
         return run_bot(settings)
     except UserFacingError as exc:
         return _fail(exc.message, EX_UNAVAILABLE)
+
+
+def _url_passwords(*urls: str) -> list[str]:
+    from urllib.parse import urlsplit
+
+    found = []
+    for url in urls:
+        with contextlib.suppress(ValueError):
+            password = urlsplit(url).password
+            if password:
+                found.append(password)
+    return found
+
+
+def _copy_db(settings: Settings, url: str) -> int:
+    from bot.copydb import CopyFailed, copy_db
+
+    try:
+        asyncio.run(copy_db(settings, url, print))
+    except CopyFailed as exc:
+        return _fail(str(exc), EX_DATAERR)
+    return 0
 
 
 class StdConsole:

@@ -15,12 +15,13 @@ from aiohttp import web
 from bot.runware.client import RunwareClient
 from bot.runware.errors import ErrorKind, RunwareError
 from bot.settings import Settings
-from bot.store.sqlite.db import Database
+from bot.store.interface import open_database
 from bot.web.webhook import PROBE_PREFIX, WEBHOOK_PREFIX, probe_body
 
 DISCORD_API = "https://discord.com/api/v10"
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 CHECK_TIMEOUT = 30.0
+DATABASE_TIMEOUT = 15.0
 LOW_BALANCE_USD = 5.0
 
 # Application flags (Discord's `application.flags`) that say which privileged intents the portal has switched on.
@@ -58,18 +59,21 @@ async def check_config(settings: Settings, source: str) -> Finding:
 
 
 async def check_database(settings: Settings) -> Finding:
+    url = settings.database.url.get_secret_value().strip()
     path = settings.database.path
-    db = Database(path)
+    db = open_database(path=path, url=url)
+    where = db.describe() if url else str(path)
     try:
-        await db.open()  # creates the file and applies migrations, exactly as the bot does at start-up
-        await db.check_writable()
-        return Finding("database", True, f"{path} is writable and migrated (schema version {db.schema_version})")
+        # Creates the file (SQLite) or connects (PostgreSQL) and applies migrations, exactly as the bot does.
+        await asyncio.wait_for(db.open(), DATABASE_TIMEOUT)
+        await asyncio.wait_for(db.check_writable(), DATABASE_TIMEOUT)
+        return Finding("database", True, f"{where} is writable and migrated (schema version {db.schema_version})")
     except Exception as exc:  # any failure here is the finding itself
-        return Finding(
-            "database",
-            False,
-            f"{path} can't be used ({_why(exc)}): make its folder writable by this user, or set database.path",
-        )
+        if url:
+            fix = "check database.url / DATABASE_URL (host, port, database, user, password) and that the server runs"
+        else:
+            fix = "make its folder writable by this user, or set database.path"
+        return Finding("database", False, f"{where} can't be used ({_why(exc)}): {fix}")
     finally:
         await db.close()
 

@@ -89,6 +89,20 @@ async def test_database_writable_and_migrated(settings_for: Any, db_path: Path) 
     assert db_path.exists()
 
 
+async def test_postgres_database_reachable_and_migrated(settings_for: Any, pg_url: str) -> None:
+    f = await check_database(settings_for(database={"url": pg_url}))
+    assert f.ok and "PostgreSQL" in f.text and "schema version 1" in f.text
+
+
+async def test_postgres_database_unreachable_is_one_line_without_the_password(
+    settings_for: Any, unused_tcp_port: int
+) -> None:
+    url = f"postgresql://bot:hunter2@127.0.0.1:{unused_tcp_port}/hailuo"
+    f = await check_database(settings_for(database={"url": url}))
+    assert_one_line_problem(f, f"bot@127.0.0.1:{unused_tcp_port}/hailuo", "DATABASE_URL")
+    assert "hunter2" not in f.text
+
+
 async def test_database_that_cannot_be_created_is_one_line_with_the_fix(settings_for: Any, tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the database folder should be")

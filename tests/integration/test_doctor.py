@@ -23,6 +23,8 @@ from bot.doctor import (
 )
 from bot.settings import Settings
 from bot.simulator.server import RunwareSimulator
+from bot.store.postgres.db import LATEST_VERSION as POSTGRES_LATEST
+from bot.store.sqlite.db import LATEST_VERSION as SQLITE_LATEST
 from tests.fakes.discord import FakeDiscord
 from tests.helpers import make_settings
 
@@ -85,13 +87,13 @@ async def test_config_finding_names_the_source_and_the_mode(settings_for: Any) -
 
 async def test_database_writable_and_migrated(settings_for: Any, db_path: Path) -> None:
     f = await check_database(settings_for())
-    assert f.ok and "writable" in f.text and "schema version 1" in f.text
+    assert f.ok and "writable" in f.text and f"schema version {SQLITE_LATEST}" in f.text
     assert db_path.exists()
 
 
 async def test_postgres_database_reachable_and_migrated(settings_for: Any, pg_url: str) -> None:
     f = await check_database(settings_for(database={"url": pg_url}))
-    assert f.ok and "PostgreSQL" in f.text and "schema version 1" in f.text
+    assert f.ok and "PostgreSQL" in f.text and f"schema version {POSTGRES_LATEST}" in f.text
 
 
 async def test_postgres_database_unreachable_is_one_line_without_the_password(

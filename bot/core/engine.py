@@ -185,7 +185,7 @@ class Engine:
         self.leases = Leases(self.db, seconds=seconds, shared=self.db.dialect == "postgres", clock=self._clock)
         if not self.leases.shared:
             await self.leases.clear()  # SQLite has one process: leases left in the file belong to a dead one
-        self._stack.push_async_callback(self.leases.release_all)  # a clean stop hands the work over at once
+        self._stack.push_async_callback(self._release_leases)  # a clean stop hands the work over at once
         self._lease_keeper = Loop("lease-renewal", self._renew_leases, seconds / 3)
         self._lease_keeper.start()
         self._stack.push_async_callback(self._lease_keeper.stop)
@@ -193,6 +193,14 @@ class Engine:
 
     async def _renew_leases(self) -> None:
         await self.leases.renew()
+
+    async def _release_leases(self) -> None:
+        try:
+            await self.leases.release_all()
+        except Exception as exc:  # the database is gone: the leases lapse on their own instead
+            log.warning(
+                "shutdown: could not release this process's leases (%s); they lapse in %.0f s", exc, self.leases.seconds
+            )
 
     async def _open_database(self) -> Database:
         """The backend `database.url` selects (PostgreSQL) or the SQLite file; a failure is one plain line."""

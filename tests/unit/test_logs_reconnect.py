@@ -60,3 +60,22 @@ def test_json_lines_too_and_other_errors_keep_their_traceback() -> None:
     first, second = (json.loads(line) for line in out.getvalue().splitlines())
     assert first["level"] == "WARNING" and "exc" not in first and "(OSError: network is unreachable)" in first["msg"]
     assert second["level"] == "ERROR" and "RuntimeError: a bug" in second["exc"]
+
+
+def test_the_sharded_clients_reconnects_are_one_warning_line_too() -> None:
+    """HailuoBot is an AutoShardedBot: discord.shard logs each shard's retry, and a failed first connect."""
+    out = _setup()
+    shard_log = logging.getLogger("discord.shard")
+    for message, args in (
+        ("Attempting a reconnect for shard ID %s in %.2fs", (1, 0.5)),
+        ("Failed to connect for shard_id: %s. Retrying...", (0,)),
+    ):
+        try:
+            raise ConnectionRefusedError(111, "Connect call failed")
+        except OSError:
+            shard_log.error(message, *args, exc_info=True)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2, out.getvalue()
+    assert " WARNING discord.shard: Attempting a reconnect for shard ID 1 in 0.50s: lost the connection" in lines[0]
+    assert " WARNING discord.shard: Failed to connect for shard_id: 0. Retrying...: lost the connection" in lines[1]
+    assert "Traceback" not in out.getvalue()

@@ -183,8 +183,6 @@ class Engine:
         """This process's claims on jobs (SPEC §10), renewed three times per lease while it runs."""
         seconds = self.settings.lease_seconds
         self.leases = Leases(self.db, seconds=seconds, shared=self.db.dialect == "postgres", clock=self._clock)
-        if not self.leases.shared:
-            await self.leases.clear()  # SQLite has one process: leases left in the file belong to a dead one
         self._stack.push_async_callback(self._release_leases)  # a clean stop hands the work over at once
         self._lease_keeper = Loop("lease-renewal", self._renew_leases, seconds / 3)
         self._lease_keeper.start()
@@ -234,6 +232,10 @@ class Engine:
 
     async def start_tracking(self) -> None:
         """Resume interrupted work and start polling (after the sink is ready to post)."""
+        if not self.leases.shared:
+            # SQLite serves one bot process: leases left in the file belong to a dead one (not to `generate`, which
+            # never tracks, so it leaves a running bot's leases alone).
+            await self.leases.clear()
         await self.service.recover_reserved(startup=True)
         await self.tracker.start()
         self._stack.push_async_callback(self.tracker.stop)

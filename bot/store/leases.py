@@ -7,7 +7,8 @@ returns the ids it got; work on any other row is left to its owner. On PostgreSQ
 renews its leases while it lives (`renew`), so they lapse only when it dies or hangs, and then another process
 claims them. The SQL is portable: `?` placeholders, `UPDATE … RETURNING`, string comparison of fixed-width UTC text.
 
-With SQLite (one process, SPEC §10) every lease found at start-up belongs to a dead process: `clear` frees them.
+With SQLite (one bot process, SPEC §10) every lease found when the bot starts tracking belongs to a dead process:
+`clear` frees them (the `generate` CLI never tracks, so it leaves a running bot's leases alone).
 """
 
 from __future__ import annotations

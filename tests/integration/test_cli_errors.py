@@ -201,3 +201,14 @@ async def test_secrets_are_masked_in_the_real_process_logs(tmp_path: Path) -> No
     assert "/proxy/***/api/v10" in settings
     for secret in (TOKEN, runware_key, webhook_secret):
         assert secret not in r.out and secret not in r.err
+
+
+async def test_sqlite_with_only_some_of_the_shards_is_refused_at_start_up_in_one_line(tmp_path: Path) -> None:
+    result = await run_cli(
+        tmp_path,
+        env={"DISCORD_TOKEN": TOKEN, "HAILUO_DISCORD__SHARD_COUNT": "2", "HAILUO_DISCORD__SHARD_IDS": "[1]"},
+    )
+    assert result.code == EX_CONFIG
+    line = result.one_line()
+    assert "SQLite serves one process" in line and "database.url" in line
+    assert not (tmp_path / "data").exists()  # refused before anything was opened

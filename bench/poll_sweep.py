@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.core.engine import Engine
-from bot.core.service import Requester, VideoOptions
+from bot.core.plans import Requester, VideoOptions
 from bot.core.sink import NullSink
 from bot.settings import Settings
 from bot.simulator.server import RunwareSimulator

@@ -29,7 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.core.errors import OverLimit
-from bot.core.models import JobState, Payer, Period, format_usd, usd_to_micros
+from bot.core.models import JobState, Payer, Period, Scope, format_usd, usd_to_micros
 from bot.store.driver import to_db_time
 from bot.store.interface import Database
 from bot.store.jobs import NewJob, insert_job
@@ -88,7 +88,15 @@ async def naive_reserve(db: Database, job: NewJob) -> None:
     )
     spent = int(row[0]) if row is not None else 0
     if spent + job.estimate_micros > LIMIT:
-        raise OverLimit("over", limit_label="daily", left_micros=LIMIT - spent, resets_at=NOW)
+        raise OverLimit(
+            scope=Scope.MEMBER,
+            period=Period.DAY,
+            is_default=True,
+            limit_amount=LIMIT,
+            left_micros=LIMIT - spent,
+            needed_micros=job.estimate_micros,
+            resets_at=NOW,
+        )
     await asyncio.sleep(0)  # any await between check and write: a log call, a Discord fetch, a price lookup...
     async with db.transaction() as conn:
         created = await insert_job(conn, job, state=JobState.RESERVED, now=NOW)

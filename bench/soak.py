@@ -80,7 +80,8 @@ class Soak:
             handle = await self.fake.send_command("video", opts, user=member, guild=member.guild_id, channel=channel)
             await handle.wait_deferred(timeout=10)
             [ack, *_] = await handle.wait_followups(1, timeout=60)
-        except (TimeoutError, AssertionError, LookupError):
+        except (TimeoutError, AssertionError, LookupError, ConnectionError):
+            # Sent as the gateway was closing (a drop or a kill): Discord would say the interaction failed.
             self.unanswered += 1
             return
         match = JOB_ACK.search(ack.content or "")
@@ -139,17 +140,26 @@ class Soak:
             elif roll < 0.33 and bad_item is not None:
                 bad_item()
                 self.faults["runware bad item"] += 1
-            elif roll < 0.48:
+            elif roll < 0.44:
                 status = rng.choice([429, 429, 500, 502, 503])
-                fake.fail_next("POST", MESSAGES, status=status, retry_after=0.3, is_global=rng.random() < 0.3)
+                fake.faults.add(
+                    method="POST", template=MESSAGES, status=status, retry_after=0.3, global_=rng.random() < 0.3
+                )
                 self.faults[f"discord {status} on a post"] += 1
+            elif roll < 0.48:
+                status = rng.choice([500, 503])
+                fake.faults.add(method="POST", template=MESSAGES, status=status, apply=True)
+                self.faults[f"discord {status} on a post it made anyway"] += 1
             elif roll < 0.58:
                 status = rng.choice([429, 500, 503])
-                fake.fail_next("PATCH", MESSAGE, status=status, retry_after=0.3, is_global=False)
+                fake.faults.add(method="PATCH", template=MESSAGE, status=status, retry_after=0.3)
                 self.faults[f"discord {status} on an edit"] += 1
+            elif roll < 0.60:
+                await fake.disconnect(4000)
+                self.faults["gateway close 4000 (resume)"] += 1
             elif roll < 0.62:
-                await fake.disconnect(rng.choice([4000, 1001]))
-                self.faults["gateway drop (resume)"] += 1
+                fake.drop()
+                self.faults["gateway socket dropped (resume)"] += 1
             elif roll < 0.64:
                 await fake.invalidate_session()
                 self.faults["gateway invalid session (re-identify)"] += 1

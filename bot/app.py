@@ -15,12 +15,13 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from bot.core.engine import Engine
+from bot.core.engine import Engine, StartupError
 from bot.core.errors import UserFacingError
 from bot.settings import Settings
 from bot.ui.buttons import JobButton
 from bot.ui.delivery import ClipDelivery
 from bot.ui.status import StatusReporter
+from bot.ui.texts_errors import error_text
 from bot.ui.tree import HailuoTree
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ class HailuoBot(commands.AutoShardedBot):
 def startup_problem(exc: BaseException, settings: Settings) -> str | None:
     """One plain line for an error that ended the bot's start, or None for a bug (which keeps its traceback)."""
     if isinstance(exc, UserFacingError):
-        return exc.message
+        return error_text(exc)
     if isinstance(exc, discord.LoginFailure):
         return (
             "Discord refused DISCORD_TOKEN: reset the token in the Developer Portal (your application → Bot) "
@@ -211,7 +212,7 @@ async def _run(settings: Settings) -> int:
                 problem = startup_problem(exc, settings)
                 if problem is None:
                     raise exc
-                raise UserFacingError(problem) from exc
+                raise StartupError(problem) from exc
     log.info("shut down cleanly")
     return 0
 

@@ -143,7 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run_bot(settings)
     except UserFacingError as exc:
-        return _fail(exc.message, EX_UNAVAILABLE)
+        from bot.ui.texts_errors import error_text
+
+        return _fail(error_text(exc), EX_UNAVAILABLE)
 
 
 def _url_passwords(*urls: str) -> list[str]:
@@ -199,8 +201,9 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
         return asyncio.run(run_generate(settings, gen, StdConsole()))
     except UserFacingError as exc:
         from bot.core.errors import InputError
+        from bot.ui.texts_errors import error_text
 
-        return _fail(exc.message, EX_DATAERR if isinstance(exc, InputError) else EX_FAILED)
+        return _fail(error_text(exc), EX_DATAERR if isinstance(exc, InputError) else EX_FAILED)
     except KeyboardInterrupt:
         return _fail("interrupted; the job stays recorded and the bot will pick it up", EX_FAILED)
 

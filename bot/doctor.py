@@ -12,9 +12,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.core.models import format_usd
+from bot.core.policy import price_table_micros
+from bot.core.pricing import DRIFT_PERCENT, MEDIAN_OF, PriceBook
 from bot.runware.client import RunwareClient
 from bot.runware.errors import ErrorKind, RunwareError
 from bot.settings import Settings
+from bot.store.figures import SpendFigures
 from bot.store.interface import open_database
 from bot.web.webhook import PROBE_PREFIX, WEBHOOK_PREFIX, probe_body
 
@@ -76,6 +80,34 @@ async def check_database(settings: Settings) -> Finding:
         return Finding("database", False, f"{where} can't be used ({_why(exc)}): {fix}")
     finally:
         await db.close()
+
+
+async def check_prices(settings: Settings) -> Finding:
+    """Each size whose reported costs differ from [pricing] by more than 5 %, with both figures (SPEC §4a)."""
+    db = open_database(path=settings.database.path, url=settings.database.url.get_secret_value())
+    try:
+        await asyncio.wait_for(db.open(), DATABASE_TIMEOUT)
+        book = PriceBook(price_table_micros(settings.pricing), SpendFigures(db).clip_costs, dry_run=settings.dry_run)
+        drifts = await book.drifts()
+    except Exception:  # the database finding above says what is wrong with it
+        return Finding("prices", True, "not checked: the database can't be read (see the database line)", warning=True)
+    finally:
+        await db.close()
+    if not drifts:
+        return Finding(
+            "prices", True, f"[pricing] is within {DRIFT_PERCENT} % of what Runware reported (last {MEDIAN_OF} clips)"
+        )
+    sizes = "; ".join(
+        f"{d.size}: configured {format_usd(d.configured_micros)}, Runware charged {format_usd(d.reported_micros)} "
+        f"(median of {d.samples}, {d.percent:+.0f} %)"
+        for d in drifts
+    )
+    return Finding(
+        "prices",
+        True,
+        f"{sizes}; reservations use the larger figure: update [pricing] to match your Runware price list",
+        warning=True,
+    )
 
 
 def intent_notes(flags: int) -> str | None:
@@ -279,9 +311,9 @@ def _why(exc: BaseException) -> str:
 
 
 async def run_checks(settings: Settings, source: str, *, timeout: float = CHECK_TIMEOUT) -> list[Finding]:
-    """Every finding, in order: config, database, Discord, Runware, webhook."""
+    """Every finding, in order: config, database, prices, Discord, Runware, webhook."""
     findings = [await check_config(settings, source)]
-    checks: tuple[Check, ...] = (check_database, check_discord, check_runware, check_webhook)
+    checks: tuple[Check, ...] = (check_database, check_prices, check_discord, check_runware, check_webhook)
     for check in checks:
         name = check.__name__.removeprefix("check_")
         try:

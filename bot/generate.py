@@ -11,13 +11,14 @@ from typing import Protocol
 
 from bot.core.clips import ClipError, save_clip
 from bot.core.engine import Engine
-from bot.core.errors import UserFacingError
+from bot.core.errors import Failure, UserFacingError
 from bot.core.images import read_image
 from bot.core.models import ClipResult, ImageInput, Job, JobState, ResultState, format_usd
+from bot.core.plans import Requester, VideoOptions
 from bot.core.policy import MAX_VARIATIONS, check_resolution_duration, check_variations, clean_prompt
-from bot.core.service import Requester, VideoOptions
 from bot.core.sink import Delivered
 from bot.settings import Settings
+from bot.ui.texts_errors import failure_text
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,8 @@ class FileSink:
             out.append(Delivered(result.id, ok=True, how="file"))
         return out
 
-    async def job_failed(self, job: Job, reason: str) -> None:
-        self.failure = reason
+    async def job_failed(self, job: Job, reason: Failure) -> None:
+        self.failure = failure_text(reason)
 
     async def job_cancelled(self, job: Job) -> None:
         self.failure = "cancelled"
@@ -107,7 +108,7 @@ async def load_frames(args: GenerateArgs, settings: Settings) -> tuple[ImageInpu
         try:
             data = await asyncio.to_thread(path.read_bytes)
         except OSError as exc:
-            raise UserFacingError(f"cannot read {path}: {exc.strerror}") from None
+            raise UserFacingError.said(f"cannot read {path}: {exc.strerror}") from None
         frames.append(await read_image(path.name, data, settings.images))
     return frames[0], frames[1]
 
@@ -155,7 +156,7 @@ async def _wait(engine: Engine, job: Job, sink: FileSink, console: Console) -> i
     while True:
         current = await engine.jobs.get(job.id)
         if current is None:
-            raise UserFacingError("the job disappeared from the database")
+            raise UserFacingError.said("the job disappeared from the database")
         if current.state is JobState.SUCCEEDED and not await _undelivered(engine, current.id):
             break
         if current.state in (JobState.FAILED, JobState.EXPIRED, JobState.CANCELLED):
@@ -176,9 +177,10 @@ async def _wait(engine: Engine, job: Job, sink: FileSink, console: Console) -> i
     final = await engine.jobs.get(job.id)
     assert final is not None
     if final.state is not JobState.SUCCEEDED:
-        raise UserFacingError(final.error or sink.failure or f"the job ended {final.state.value}")
+        why = failure_text(Failure.load(final.error)) if final.error else None
+        raise UserFacingError.said(why or sink.failure or f"the job ended {final.state.value}")
     if not sink.saved:
-        raise UserFacingError("no clip could be downloaded")
+        raise UserFacingError.said("no clip could be downloaded")
     total = format_usd(final.cost_micros) if final.cost_micros is not None else "not reported"
     console.err(f"done: {len(sink.saved)} clip(s), total cost {total}{' (simulated)' if final.dry_run else ''}")
     return 0

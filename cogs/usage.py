@@ -12,6 +12,7 @@ from bot.core.errors import NotAllowed
 from bot.core.models import Job, JobState, Payer
 from bot.ui.checks import requester
 from bot.ui.texts import DISCORD_LIMIT, DRY, fit, job_line, standing_line
+from bot.ui.texts_errors import own_limit_label
 from bot.ui.tree import send_ephemeral
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class UsageCog(commands.Cog):
         who = await requester(interaction)
         engine = self.bot.engine
         if member is not None and member.id != who.user_id and not who.is_moderator:
-            raise NotAllowed("Only moderators can look at someone else's usage. Use /usage without a member.")
+            raise NotAllowed.said("Only moderators can look at someone else's usage. Use /usage without a member.")
         target_id = member.id if member is not None else who.user_id
         role_ids = tuple(r.id for r in member.roles) if member is not None else who.role_ids
         rule = await engine.guilds.channel_rule(who.guild_id, who.budget_channel_id)
@@ -99,7 +100,7 @@ class UsageCog(commands.Cog):
             head = f"{DRY}Simulated spend, kept apart from real spend. {head}"
         lines = [head]
         for st in standings:
-            label = st.limit.label()
+            label = own_limit_label(st.limit)
             if member is not None and member.id != who.user_id:
                 label = label.replace("your ", "their ")
             lines.append(

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.core.errors import Failure, UserFacingError
 from bot.core.models import ClipResult, Job, JobState, Payer
 from bot.core.sink import Delivered
 from bot.settings import Settings
 from bot.store.interface import Database, open_database
+from bot.ui.texts_errors import error_text, failure_text
 from tests.runware_helpers import SIM_KEY
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def open_test_database(target: Path | str, **options: Any) -> Database:
@@ -88,6 +97,15 @@ def make_settings(
     return Settings(**data)
 
 
+@contextmanager
+def raises_saying(kind: type[UserFacingError], pattern: str) -> Iterator[pytest.ExceptionInfo[UserFacingError]]:
+    """Like pytest.raises, and the member reads words matching `pattern` (as bot/ui renders the error)."""
+    with pytest.raises(kind) as info:
+        yield info
+    text = error_text(info.value)
+    assert re.search(pattern, text), text
+
+
 class RecordingSink:
     """A JobSink that records what the engine asked for; `deliver` succeeds unless told otherwise."""
 
@@ -112,8 +130,8 @@ class RecordingSink:
         self.delivered.append((job.id, [r.id for r in results], redelivery))
         return [Delivered(r.id, ok=True, message_id=10_000 + r.id, channel_id=job.channel_id) for r in results]
 
-    async def job_failed(self, job: Job, reason: str) -> None:
-        self.failed.append((job.id, reason))
+    async def job_failed(self, job: Job, reason: Failure) -> None:
+        self.failed.append((job.id, failure_text(reason)))
 
     async def job_cancelled(self, job: Job) -> None:
         self.cancelled.append(job.id)
@@ -158,3 +176,23 @@ def make_job(**changes: object) -> Job:
         finished_at=JOB_TIME,
     )
     return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def parse_metrics(text: str) -> tuple[Samples, dict[str, str]]:
+    """A /metrics answer read by prometheus_client's own parser: samples by (name, labels), and each family's type."""
+    samples: Samples = {}
+    types: dict[str, str] = {}
+    for family in text_string_to_metric_families(text):
+        types[family.name + ("_total" if family.type == "counter" else "")] = family.type
+        for sample in family.samples:
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            assert key not in samples, f"duplicate sample {key}"
+            samples[key] = sample.value
+    return samples, types
+
+
+def metric_value(samples: Samples | str, name: str, **labels: str) -> float:
+    """One sample's value, from parsed samples or from the /metrics text itself."""
+    if isinstance(samples, str):
+        samples = parse_metrics(samples)[0]
+    return samples[(name, tuple(sorted(labels.items())))]

@@ -18,9 +18,13 @@ from pydantic import ValidationError
 
 from bot import logs
 from bot.core.background import Loop
+from bot.core.blocklist import BlocklistGuard
 from bot.core.errors import UserFacingError
 from bot.core.metrics import Metrics
 from bot.core.models import Period, usd_to_micros, utc_now
+from bot.core.policy import price_table_micros
+from bot.core.pricing import PriceBook
+from bot.core.recovery import Recovery
 from bot.core.service import VideoService
 from bot.core.sink import JobSink
 from bot.core.tracker import JobTracker
@@ -29,7 +33,9 @@ from bot.runware.errors import RunwareError
 from bot.runware.models import VideoInferenceTask
 from bot.settings import Settings
 from bot.simulator.server import RunwareSimulator
+from bot.store.blocklist import BlocklistStore
 from bot.store.driver import SchemaError
+from bot.store.figures import SpendFigures
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.interface import Database, Guilds, Jobs, Ledger, open_database
 from bot.store.jobs import JobStore
@@ -44,7 +50,11 @@ DRY_RUN_PROCESSING_SECONDS = 4.0
 
 
 class StartupError(UserFacingError):
-    """Something the bot needs at start-up is unusable; the message says what to change (one line, no traceback)."""
+    """Something the bot needs at start-up is unusable; `detail` says what to change (one line for the operator)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("startup", detail=detail)
+        self.detail = detail
 
 
 def _why(exc: BaseException) -> str:
@@ -103,6 +113,9 @@ class Engine:
                 variations_cap=s.limits.variations_cap, concurrent_per_member=s.limits.concurrent_per_member
             ),
         )
+        self.blocklists = BlocklistStore(self.db, clock=self._clock)
+        self.spend = SpendFigures(self.db)
+        self.prices = PriceBook(price_table_micros(s.pricing), self.spend.clip_costs, dry_run=s.dry_run)
 
         base_url, api_key = s.runware.api_base, s.runware.api_key.get_secret_value()
         if s.dry_run:
@@ -152,8 +165,19 @@ class Engine:
             webhook_url=self.webhook_url,
             clock=self._clock,
             leases=self.leases,
+            blocklist=BlocklistGuard(self.blocklists),
+            prices=self.prices,
         )
-        self.tracker.before_sweep = self.service.recover_reserved
+        self.recovery = Recovery(
+            settings=s,
+            jobs=self.jobs,
+            runware=self.runware,
+            service=self.service,
+            tracker=self.tracker,
+            clock=self._clock,
+            leases=self.leases,
+        )
+        self.tracker.before_sweep = self.recovery.recover_reserved
         self.tracker.in_flight = self.service.in_flight
         self.metrics.watch_jobs(self.jobs.counts_by_state)
 
@@ -236,7 +260,7 @@ class Engine:
             # SQLite serves one bot process: leases left in the file belong to a dead one (not to `generate`, which
             # never tracks, so it leaves a running bot's leases alone).
             await self.leases.clear()
-        await self.service.recover_reserved(startup=True)
+        await self.recovery.recover_reserved(startup=True)
         await self.tracker.start()
         self._stack.push_async_callback(self.tracker.stop)
 

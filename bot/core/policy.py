@@ -19,48 +19,31 @@ MAX_VARIATIONS = 20
 FPS = 25
 
 
-def allowed_pairs_text() -> str:
-    """'768p: 6 or 10 s; 1080p: 6 s', in the command's own terms."""
-    parts = []
-    for res, durs in ALLOWED_DURATIONS.items():
-        parts.append(f"{res}: {' or '.join(str(d) for d in durs)} s")
-    return "; ".join(parts)
-
-
 def check_resolution_duration(resolution: str, duration: int) -> tuple[int, int]:
     """Return (width, height) or raise InputError listing the allowed pairs."""
     if resolution not in RESOLUTION_SIZES:
-        raise InputError(f"Resolution {resolution!r} is not offered. Choose one of: {allowed_pairs_text()}.")
+        raise InputError("resolution_not_offered", resolution=resolution)
     if duration not in ALLOWED_DURATIONS[resolution]:
-        raise InputError(f"{resolution} clips can't be {duration} s long. Allowed: {allowed_pairs_text()}.")
+        raise InputError("duration_not_allowed", resolution=resolution, duration=duration)
     return RESOLUTION_SIZES[resolution]
-
-
-def resolution_of(width: int, height: int) -> str | None:
-    for name, size in RESOLUTION_SIZES.items():
-        if size == (width, height):
-            return name
-    return None
 
 
 def clean_prompt(prompt: str) -> str:
     """Trim and check a prompt's length (2–2000 characters), or raise InputError saying what to change."""
     text = prompt.strip()
     if not text:
-        raise InputError("The prompt is empty. Describe the clip you want, in at least 2 characters.")
+        raise InputError("prompt_empty")
     if len(text) < PROMPT_MIN:
-        raise InputError(f"The prompt is too short ({len(text)} character). Use at least {PROMPT_MIN} characters.")
+        raise InputError("prompt_too_short", length=len(text), minimum=PROMPT_MIN)
     if len(text) > PROMPT_MAX:
-        raise InputError(
-            f"The prompt is too long ({len(text)} characters). Shorten it to {PROMPT_MAX} characters or fewer."
-        )
+        raise InputError("prompt_too_long", length=len(text), maximum=PROMPT_MAX)
     return text
 
 
 def check_variations(variations: int, cap: int) -> int:
     cap = max(1, min(cap, MAX_VARIATIONS))
     if variations < 1 or variations > cap:
-        raise InputError(f"Variations must be between 1 and {cap} in this server (you asked for {variations}).")
+        raise InputError("variations", cap=cap, asked=variations)
     return variations
 
 
@@ -94,10 +77,7 @@ def estimate_micros(prices: Mapping[str, Micros], resolution: str, duration: int
     """Reservation estimate: price per clip for this size and length, times the clips asked for."""
     key = f"{resolution}-{duration}"
     if key not in prices:
-        raise InputError(
-            f"No price is configured for {resolution} at {duration} s, so it can't be requested here. "
-            "Choose another resolution or length."
-        )
+        raise InputError("no_price", resolution=resolution, duration=duration)
     return prices[key] * variations
 
 
@@ -113,24 +93,6 @@ class Limit:
     period: Period
     amount_micros: Micros
     is_default: bool = False  # from the config file, not set by a moderator
-
-    def label(self) -> str:
-        who = {
-            Scope.MEMBER: "your",
-            Scope.ROLE: "your role's",
-            Scope.CHANNEL: "this channel's",
-            Scope.SERVER: "the server's",
-        }[self.scope]
-        kind = "default " if self.is_default and self.scope is not Scope.SERVER else ""
-        return f"{who} {kind}{self.period.value}ly limit".replace("dayly", "daily")
-
-
-def default_limits(
-    guild_id: int, user_id: int, member_defaults: Mapping[Period, Micros], server_defaults: Mapping[Period, Micros]
-) -> list[Limit]:
-    out = [Limit(Scope.MEMBER, user_id, p, a, is_default=True) for p, a in member_defaults.items()]
-    out += [Limit(Scope.SERVER, guild_id, p, a, is_default=True) for p, a in server_defaults.items()]
-    return out
 
 
 def applicable_limits(

@@ -6,15 +6,27 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from bot.core.blocklist import BlocklistGuard
 from bot.core.crashpoints import crash_point
-from bot.core.errors import InputError, NotAllowed, NotFound, Paused, UserFacingError
+from bot.core.errors import (
+    ChannelNotAllowed,
+    Failure,
+    FailureKind,
+    InputError,
+    JobRejected,
+    NotAllowed,
+    NotFound,
+    Paused,
+    SubmitPending,
+)
 from bot.core.models import ImageInput, Job, JobState, Payer, SafetyMode, utc_now
+from bot.core.plans import FrameRef, JobPlan, Requester, VideoOptions
 from bot.core.policy import (
     ALLOWED_DURATIONS,
     check_resolution_duration,
@@ -23,87 +35,18 @@ from bot.core.policy import (
     estimate_micros,
     price_table_micros,
 )
+from bot.core.pricing import PriceBook
 from bot.core.tracker import JobTracker
 from bot.runware.client import RunwareClient
-from bot.runware.errors import RunwareError, RunwareUnavailable, user_message_for
+from bot.runware.errors import RunwareError, RunwareUnavailable
 from bot.runware.models import VideoInferenceTask
 from bot.settings import Settings
 from bot.store.guilds import ChannelRule, GuildConfig
 from bot.store.interface import Guilds, Jobs, Ledger
 from bot.store.jobs import NewJob
 from bot.store.leases import Leases
-from bot.ui.texts import STATE_WORDS
 
 log = logging.getLogger(__name__)
-
-#: A RESERVED job older than this, not being submitted by this process, was interrupted: recover it.
-RESERVED_GRACE = timedelta(seconds=60)
-
-
-@dataclass(frozen=True, slots=True)
-class Requester:
-    """Who asks, and where. A thread's rules are its parent channel's."""
-
-    guild_id: int
-    channel_id: int
-    user_id: int
-    role_ids: tuple[int, ...] = ()
-    parent_channel_id: int | None = None
-    is_moderator: bool = False
-
-    @property
-    def budget_channel_id(self) -> int:
-        return self.parent_channel_id or self.channel_id
-
-
-@dataclass(frozen=True, slots=True)
-class FrameRef:
-    """A frame image already at Runware (an imageUpload UUID), reused by reroll and remix."""
-
-    image: str
-    frame: str  # "first" | "last"
-
-
-@dataclass(frozen=True, slots=True)
-class VideoOptions:
-    """The /video options as given; None means "the server's default"."""
-
-    prompt: str
-    resolution: str | None = None
-    duration: int | None = None
-    variations: int | None = None
-    prompt_optimizer: bool | None = None
-    first_frame: ImageInput | None = None
-    last_frame: ImageInput | None = None
-    frames: tuple[FrameRef, ...] = ()  # pre-uploaded frames (reroll/remix)
-
-
-@dataclass(frozen=True, slots=True)
-class JobPlan:
-    """A checked request: everything needed to reserve and submit, nothing written yet."""
-
-    who: Requester
-    prompt: str
-    resolution: str
-    duration: int
-    width: int
-    height: int
-    variations: int
-    prompt_optimizer: bool
-    payer: Payer
-    estimate_micros: int
-    safety_mode: SafetyMode
-    concurrency_cap: int
-    channel_rule: ChannelRule
-    images: tuple[tuple[str, ImageInput], ...] = ()  # (frame, image) to upload
-    frames: tuple[FrameRef, ...] = ()
-    parent_job_id: int | None = None
-    dry_run: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class JobRejected(UserFacingError):
-    """Runware refused the job; the reservation was released."""
 
 
 class VideoService:
@@ -118,14 +61,15 @@ class VideoService:
         tracker: JobTracker,
         webhook_url: str | None = None,
         clock: Callable[[], datetime] = utc_now,
+        blocklist: BlocklistGuard | None = None,
+        prices: PriceBook | None = None,
         leases: Leases | None = None,
     ) -> None:
         self._settings = settings
+        self.blocklist = blocklist  # checked in plan(): every way in (/video, buttons, modals) passes there
+        self.price_book = prices  # None: the configured table alone
         #: Claims on jobs shared with other processes (SPEC §10); None: this process is alone with the database.
-        self._leases = leases
-        # A young RESERVED job may be mid-submit in some process; one older than this (or than a lease, which its
-        # owner would have renewed) was interrupted.
-        self._grace = min(RESERVED_GRACE, timedelta(seconds=leases.seconds)) if leases else RESERVED_GRACE
+        self.leases = leases
         self._jobs = jobs
         self._ledger = ledger
         self._guilds = guilds
@@ -144,7 +88,7 @@ class VideoService:
     async def plan(self, opts: VideoOptions, who: Requester, *, operator: bool = False) -> JobPlan:
         """Validate a request against the model's rules and the server's settings. Raises UserFacingError."""
         if not self.accepting:
-            raise Paused("The bot is shutting down and takes no new jobs right now. Try again in a minute.")
+            raise Paused("shutting_down")
         prompt = clean_prompt(opts.prompt)
         if operator:
             cfg = await self._guilds.get(0)
@@ -152,6 +96,8 @@ class VideoService:
         else:
             cfg = await self._guilds.get(who.guild_id)
             rule = await self._channel_rules(cfg, who)
+            if self.blocklist is not None:  # before anything is reserved or uploaded
+                await self.blocklist.check(who.guild_id, prompt)
         resolution = opts.resolution or cfg.default_resolution
         if opts.duration is not None:
             duration = opts.duration
@@ -167,7 +113,7 @@ class VideoService:
         if opts.last_frame is not None:
             images.append(("last", opts.last_frame))
         if len(images) + len(opts.frames) > 2:
-            raise InputError("At most two frame images can be used: a first frame and a last frame.")
+            raise InputError("too_many_frames")
         payer = Payer.OPERATOR if operator else (Payer.POOL if rule.pool else Payer.MEMBER)
         return JobPlan(
             who=who,
@@ -179,7 +125,7 @@ class VideoService:
             variations=variations,
             prompt_optimizer=optimizer,
             payer=payer,
-            estimate_micros=estimate_micros(self._prices, resolution, duration, variations),
+            estimate_micros=await self._estimate(resolution, duration, variations),
             safety_mode=cfg.safety_mode,
             concurrency_cap=cfg.concurrent_per_member,
             channel_rule=rule,
@@ -188,17 +134,18 @@ class VideoService:
             dry_run=self._settings.dry_run,
         )
 
+    async def _estimate(self, resolution: str, duration: int, variations: int) -> int:
+        if self.price_book is None:
+            return estimate_micros(self._prices, resolution, duration, variations)
+        return await self.price_book.estimate(resolution, duration, variations)
+
     async def _channel_rules(self, cfg: GuildConfig, who: Requester) -> ChannelRule:
         if cfg.paused:
-            raise Paused(
-                "Video generation is paused in this server by its moderators. Jobs already running still finish; "
-                "try again once it is resumed."
-            )
+            raise Paused("guild_paused")
         rule = await self._guilds.channel_rule(who.guild_id, who.budget_channel_id)
         allowed = await self._guilds.allowed_channels(who.guild_id)
         if allowed and who.budget_channel_id not in allowed:
-            where = ", ".join(f"<#{c}>" for c in sorted(allowed)[:5])
-            raise NotAllowed(f"/video can't be used in this channel. Try one of these: {where}.")
+            raise ChannelNotAllowed(sorted(allowed))
         return rule
 
     # -- reservation and submit ----------------------------------------------------------------------------------
@@ -256,7 +203,7 @@ class VideoService:
             self._end(job.id)
 
     async def _claim(self, job_id: int) -> bool:
-        return self._leases is None or await self._leases.claim_job(job_id)
+        return self.leases is None or await self.leases.claim_job(job_id)
 
     async def _submit_stored(self, job: Job, task: dict[str, Any]) -> Job:
         current = await self._jobs.get(job.id) or job
@@ -271,18 +218,14 @@ class VideoService:
         except RunwareUnavailable as exc:
             if not exc.maybe_accepted:
                 # getResponse confirmed Runware does not hold the task: nothing runs, nothing is billed.
-                raise await self._reject_text(
-                    job, "Runware is not answering right now. You were not charged; try again in a few minutes."
-                ) from None
+                raise await self._reject_with(job, Failure(FailureKind.UNAVAILABLE)) from None
             log.warning("job=%s task=%s outcome of the submit unknown; will look it up", job.id, job.task_uuid)
-            raise UserFacingError(
-                "Runware is not answering right now. Your job is saved and will go ahead as soon as it answers."
-            ) from None
+            raise SubmitPending() from None
         except RunwareError as exc:
             raise await self._reject(job, exc) from None
         except ValidationError as exc:  # a stored task that no longer validates: a bug, never billed
             log.error("job=%s stored task invalid: %s", job.id, exc)
-            raise await self._reject_text(job, "The job could not be built correctly. You were not charged.") from None
+            raise await self._reject_with(job, Failure(FailureKind.BAD_TASK)) from None
         crash_point("after_submit")
         if not await self._jobs.transition(job.id, JobState.SUBMITTED):
             # Cancelled while the submit was in flight: Runware holds the task and the tracker settles its cost;
@@ -301,12 +244,12 @@ class VideoService:
                 log.info("job=%s task=%s cancelled before its submit; nothing sent", job.id, job.task_uuid)
             return job
         if job.state in (JobState.FAILED, JobState.EXPIRED):
-            raise JobRejected(job.error or "This job was stopped before it reached Runware. You were not charged.")
+            raise JobRejected(Failure.load(job.error) if job.error else Failure(FailureKind.STOPPED))
         return job  # SUBMITTED: another path already sent it
 
-    async def abandon(self, job: Job, reason: str) -> None:
+    async def abandon(self, job: Job, reason: Failure) -> None:
         """Fail a job that never reached Runware (set-up went wrong) and release its reservation."""
-        await self._reject_text(job, reason)
+        await self._reject_with(job, reason)
 
     async def _reject(self, job: Job, exc: RunwareError) -> JobRejected:
         if exc.kind.value in ("authentication", "insufficient_credits"):
@@ -315,14 +258,14 @@ class VideoService:
             log.error("job=%s the bot built a request Runware refused (%s %s): a bug", job.id, exc.code, exc.parameter)
         else:  # the member reads plain words; Runware's own code and message are kept here
             log.info("job=%s Runware refused the task: %s", job.id, exc)
-        return await self._reject_text(job, user_message_for(exc))
+        return await self._reject_with(job, Failure(FailureKind.RUNWARE, exc.to_data()))
 
-    async def _reject_text(self, job: Job, text: str) -> JobRejected:
-        if await self._jobs.transition(job.id, JobState.FAILED, error=text):
+    async def _reject_with(self, job: Job, failure: Failure) -> JobRejected:
+        if await self._jobs.transition(job.id, JobState.FAILED, error=failure.dump()):
             await self._ledger.release(job.id)
             fresh = await self._jobs.get(job.id) or job
-            await self._tracker.sink.job_failed(fresh, text)
-        return JobRejected(text)
+            await self._tracker.sink.job_failed(fresh, failure)
+        return JobRejected(failure)
 
     def build_task(self, task_uuid: str, plan: JobPlan, frames: list[FrameRef]) -> dict[str, Any]:
         """The videoInference task exactly as it goes on the wire (validated by the Runware models)."""
@@ -363,71 +306,20 @@ class VideoService:
         job = await self.reserve(plan)
         return await self.submit(job, plan)
 
-    # -- recovery ------------------------------------------------------------------------------------------------
-
-    async def recover_reserved(self, *, startup: bool = False) -> None:
-        """Finish what a crash interrupted between the job row and Runware's acknowledgement.
-
-        Never submits twice: the stored task is resubmitted with its own taskUUID, and the client asks
-        getResponse first whenever the outcome of a submit is unknown.
-        """
-        now = self._clock()
-        candidates: list[Job] = []
-        for job in await self._jobs.unfinished():
-            if job.state is not JobState.RESERVED or job.id in self._inflight:
-                continue
-            if job.dry_run != self._settings.dry_run:
-                continue  # a dry-run job never goes to the real Runware, nor a live one to the simulator
-            if not startup and now - job.created_at < self._grace:
-                continue
-            candidates.append(job)
-        if self._leases is not None and candidates:
-            # Only the jobs no live process holds; a job never leased may be one another process reserves just now.
-            fresh_start = startup and not self._leases.shared
-            claimed = await self._leases.claim_jobs(
-                [j.id for j in candidates], unleased_before=None if fresh_start else now - self._grace
-            )
-            candidates = [j for j in candidates if j.id in claimed]
-        for job in candidates:
-            overdue = (now - job.created_at).total_seconds() > self._settings.runware.max_wait
-            task = job.params_dict().get("task")
-            if not isinstance(task, dict):  # the task is stored before any submit: this one was never sent
-                await self._reject_text(
-                    job, "The bot restarted before your job reached Runware. You were not charged; please try again."
-                )
-                continue
-            try:  # asked even when overdue: after a long downtime Runware may hold (and bill) it
-                statuses = await self._runware.get_responses([job.task_uuid])
-            except RunwareError as exc:  # one lookup must not stop the start-up or the sweep
-                log.warning("job=%s task=%s recovery lookup failed (%s); will look again", job.id, job.task_uuid, exc)
-                if overdue:
-                    await self._tracker.expire(job)
-                continue
-            if job.id in self._inflight:
-                continue  # a submit began meanwhile
-            status = statuses.get(job.task_uuid)
-            if status is not None and not status.not_found:
-                if await self._jobs.transition(job.id, JobState.SUBMITTED):
-                    log.info("job=%s task=%s was already at Runware; tracking it", job.id, job.task_uuid)
-                    await self._tracker.sink.job_submitted(await self._jobs.get(job.id) or job)
-                continue
-            if overdue:
-                await self._tracker.expire(job)  # Runware never got it in all that time
-                continue
-            self._begin(job.id)
-            try:
-                await self._submit_stored(job, task)
-            except UserFacingError as exc:
-                log.info("job=%s recovery submit: %s", job.id, exc.message)
-            finally:
-                self._end(job.id)
+    async def resubmit(self, job: Job, task: dict[str, Any]) -> Job:
+        """Send a RESERVED job's stored task again (recovery): same taskUUID, so Runware never runs it twice."""
+        self._begin(job.id)
+        try:
+            return await self._submit_stored(job, task)
+        finally:
+            self._end(job.id)
 
     # -- follow-ups on an existing job ---------------------------------------------------------------------------
 
     async def job_for(self, job_id: int, guild_id: int) -> Job:
         job = await self._jobs.get(job_id)
         if job is None or job.guild_id != guild_id:
-            raise NotFound("That job no longer exists. Start a new one with /video.")
+            raise NotFound("job_gone")
         return job
 
     def options_from(self, job: Job, *, prompt: str | None = None) -> VideoOptions:
@@ -456,11 +348,11 @@ class VideoService:
     async def cancel(self, job_id: int, who: Requester) -> Job:
         job = await self.job_for(job_id, who.guild_id)
         if job.user_id != who.user_id and not who.is_moderator:
-            raise NotAllowed("Only the member who asked for this job, or a moderator, can cancel it.")
+            raise NotAllowed("cancel_not_yours")
         if job.state not in (JobState.RESERVED, JobState.SUBMITTED):
-            raise InputError(f"This job is already {STATE_WORDS[job.state]}; there is nothing to cancel.")
+            raise InputError("already_finished", state=job.state)
         if not await self._tracker.cancel(job):
-            raise InputError("This job finished just now; there is nothing to cancel.")
+            raise InputError("finished_just_now")
         return await self._jobs.get(job.id) or job
 
     async def drain(self, timeout: float) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.core.errors import Failure
 from bot.core.models import ClipResult, Job
 
 
@@ -30,8 +31,8 @@ class JobSink(Protocol):
     async def deliver(self, job: Job, results: Sequence[ClipResult], *, redelivery: bool) -> list[Delivered]:
         """Post these clips. With `redelivery`, an earlier attempt may have posted them already: look first."""
 
-    async def job_failed(self, job: Job, reason: str) -> None:
-        """The job failed or expired; `reason` is plain words for the member."""
+    async def job_failed(self, job: Job, reason: Failure) -> None:
+        """The job failed or expired; `reason` says why, as data (bot/ui words it)."""
 
     async def job_cancelled(self, job: Job) -> None:
         """The member cancelled the job."""
@@ -49,7 +50,7 @@ class NullSink:
     async def deliver(self, job: Job, results: Sequence[ClipResult], *, redelivery: bool) -> list[Delivered]:
         return [Delivered(r.id, ok=False, how="undeliverable") for r in results]
 
-    async def job_failed(self, job: Job, reason: str) -> None:
+    async def job_failed(self, job: Job, reason: Failure) -> None:
         return None
 
     async def job_cancelled(self, job: Job) -> None:

@@ -9,20 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 
-import aiohttp
-
 from bot.core.background import Loop, TaskGroup
-from bot.core.crashpoints import crash_point
+from bot.core.errors import Failure, FailureKind
 from bot.core.metrics import Metrics
-from bot.core.models import ClipResult, Job, JobState, ResultState, usd_to_micros, utc_now
-from bot.core.sink import Delivered, JobSink, NullSink
+from bot.core.models import Job, JobState, ResultState, usd_to_micros, utc_now
+from bot.core.outbox import Outbox
+from bot.core.sink import JobSink, NullSink
 from bot.runware.client import RunwareClient, TaskStatus
-from bot.runware.errors import RunwareError, classify, user_message_for
+from bot.runware.errors import RunwareError, classify
 from bot.runware.models import RunwareErrorItem, VideoResultItem
 from bot.store.interface import Jobs, Ledger
 from bot.store.leases import Leases
@@ -31,18 +29,6 @@ log = logging.getLogger(__name__)
 
 #: How many sweeps in a row Runware may say "not found" for a job it acknowledged before we give up on it.
 NOT_FOUND_STRIKES = 3
-#: Posting that keeps failing (Discord 5xx, a bug) is retried with backoff, then given up with the results kept.
-MAX_DELIVERY_FAILURES = 25
-DELIVERY_BACKOFF_BASE = 5.0
-DELIVERY_BACKOFF_MAX = 600.0
-
-
-def _span(seconds: float) -> str:
-    """'30 minutes', '45 seconds': a wait as members read it."""
-    if seconds < 120:
-        n = max(1, round(seconds))
-        return f"{n} second{'s' if n != 1 else ''}"
-    return f"{round(seconds / 60)} minutes"
 
 
 class JobTracker:
@@ -69,16 +55,15 @@ class JobTracker:
         self._ledger = ledger
         self._runware = runware
         self._max_wait = max_wait
-        self.sink: JobSink = sink or NullSink()
         self._clock = clock
         self._locks: dict[int, asyncio.Lock] = {}  # per job, only while someone holds or waits for it
         self._lock_users: dict[int, int] = {}
         self._not_found: defaultdict[int, int] = defaultdict(int)
-        self._delivery_failures: dict[int, tuple[int, float]] = {}  # job id -> (failed tries, next try, monotonic)
         self._tasks = TaskGroup("tracker")
         self.loop = Loop("poll-sweep", self.sweep_once, poll_interval)
-        self.deliveries = 0
-        self.last_sweep: datetime | None = None
+        self.outbox = Outbox(
+            jobs=jobs, job_lock=self._job_lock, sink=sink or NullSink(), metrics=metrics, leases=leases
+        )
         #: Runs first in every sweep (the service recovers jobs interrupted before Runware acknowledged them).
         self.before_sweep: Callable[[], Awaitable[None]] | None = None
         #: True while this process is submitting the job: Runware may not know it yet, so "not found" means nothing.
@@ -167,7 +152,6 @@ class JobTracker:
             if self._overdue(job, now):
                 await self.expire(job)
         await self.deliver_leftovers()
-        self.last_sweep = self._clock()
         if failure is not None:
             raise failure
 
@@ -198,9 +182,7 @@ class JobTracker:
             if self._not_found[job.id] >= NOT_FOUND_STRIKES:
                 self._not_found.pop(job.id, None)
                 if not await self._finish_with_stored(job):
-                    await self._fail(
-                        job, "Runware no longer knows this job, so it can't be finished. You were not charged."
-                    )
+                    await self._fail(job, Failure(FailureKind.FORGOTTEN))
             return
         self._not_found.pop(job.id, None)
         finals = len(status.successes) + status.failed_count
@@ -302,12 +284,12 @@ class JobTracker:
         """Settle the hold (Runware's cost, else the estimate) and count it as real or simulated spend."""
         if await self._ledger.settle(job.id, cost) and self._metrics is not None:
             charged = cost if cost is not None else job.estimate_micros
-            self._metrics.spend_micros.inc(charged, mode="dry_run" if job.dry_run else "real")
+            self._metrics.spend_micros.labels(mode="dry_run" if job.dry_run else "real").inc(charged)
 
     @staticmethod
-    def _reason(failures: Sequence[RunwareErrorItem]) -> str:
+    def _reason(failures: Sequence[RunwareErrorItem]) -> Failure:
         if not failures:
-            return "Runware finished the job without any clip. You were not charged; try again."
+            return Failure(FailureKind.NO_CLIPS)
         first = failures[0]
         err = RunwareError(
             kind=classify(first.code, None),
@@ -315,10 +297,10 @@ class JobTracker:
             message=first.message or "",
             parameter=first.parameter_path,
         )
-        return user_message_for(err)
+        return Failure(FailureKind.RUNWARE, err.to_data())
 
-    async def _fail(self, job: Job, reason: str) -> None:
-        if await self._jobs.transition(job.id, JobState.FAILED, error=reason):
+    async def _fail(self, job: Job, reason: Failure) -> None:
+        if await self._jobs.transition(job.id, JobState.FAILED, error=reason.dump()):
             await self._ledger.release(job.id)
             log.info("job=%s task=%s failed: %s", job.id, job.task_uuid, reason)
             fresh = await self._jobs.get(job.id) or job
@@ -327,11 +309,8 @@ class JobTracker:
     async def expire(self, job: Job) -> None:
         if await self._finish_with_stored(job):
             return
-        reason = (
-            f"The job did not finish within {_span(self._max_wait)}, so it was given up. "
-            "You were not charged; try again with /video."
-        )
-        if await self._jobs.transition(job.id, JobState.EXPIRED, error=reason):
+        reason = Failure(FailureKind.TIMED_OUT, {"max_wait": self._max_wait})
+        if await self._jobs.transition(job.id, JobState.EXPIRED, error=reason.dump()):
             await self._ledger.release(job.id)
             log.info("job=%s task=%s expired", job.id, job.task_uuid)
             fresh = await self._jobs.get(job.id) or job
@@ -350,79 +329,18 @@ class JobTracker:
         await self.sink.job_cancelled(fresh)
         return True
 
-    # -- delivery ------------------------------------------------------------------------------------------------
+    # -- delivery (bot.core.outbox) ------------------------------------------------------------------------------
+
+    @property
+    def sink(self) -> JobSink:
+        return self.outbox.sink
+
+    @sink.setter
+    def sink(self, sink: JobSink) -> None:
+        self.outbox.sink = sink
 
     async def deliver(self, job: Job) -> None:
-        """Post a finished job's clips once: mark them delivering (durable), post, then record where they went."""
-        async with self._job_lock(job.id):
-            if job.state is not JobState.SUCCEEDED:
-                return
-            results = [
-                r for r in await self._jobs.results(job.id) if r.state in (ResultState.PENDING, ResultState.DELIVERING)
-            ]
-            if results and self._leases is not None:  # another process may be posting them right now
-                claimed = await self._leases.claim_results([r.id for r in results])
-                results = [  # read again: the states as they are now that nobody else may change them
-                    r
-                    for r in await self._jobs.results(job.id)
-                    if r.id in claimed and r.state in (ResultState.PENDING, ResultState.DELIVERING)
-                ]
-            if not results:
-                return
-            redelivery = any(r.state is ResultState.DELIVERING for r in results)
-            ready: list[ClipResult] = []
-            for r in results:
-                if r.state is ResultState.PENDING:
-                    await self._jobs.result_transition(r.id, ResultState.DELIVERING)
-                ready.append(r)
-            try:
-                outcomes = await self.sink.deliver(job, ready, redelivery=redelivery)
-            except (OSError, TimeoutError, aiohttp.ClientError) as exc:  # Discord or the network went away
-                log.warning(
-                    "job=%s task=%s delivery interrupted (%s); will retry", job.id, job.task_uuid, type(exc).__name__
-                )
-                await self._delivery_failed(job, ready)
-                return
-            except Exception:
-                log.exception("job=%s task=%s delivery failed; will retry", job.id, job.task_uuid)
-                await self._delivery_failed(job, ready)
-                return
-            self._delivery_failures.pop(job.id, None)
-            crash_point("after_post")
-            await self._record_deliveries(outcomes)
-
-    async def _delivery_failed(self, job: Job, results: Sequence[ClipResult]) -> None:
-        """Back off before the next try (first retry at once); after many, keep the results and stop trying."""
-        failures = self._delivery_failures.get(job.id, (0, 0.0))[0] + 1
-        if failures >= MAX_DELIVERY_FAILURES:
-            self._delivery_failures.pop(job.id, None)
-            log.error(
-                "job=%s task=%s: gave up posting after %d failed tries; results kept", job.id, job.task_uuid, failures
-            )
-            await self._record_deliveries([Delivered(r.id, ok=False, how="undeliverable") for r in results])
-            return
-        delay = 0.0 if failures == 1 else min(DELIVERY_BACKOFF_MAX, DELIVERY_BACKOFF_BASE * 2 ** (failures - 2))
-        self._delivery_failures[job.id] = (failures, time.monotonic() + delay)
-
-    async def _record_deliveries(self, outcomes: Sequence[Delivered]) -> None:
-        for outcome in outcomes:
-            to = ResultState.DELIVERED if outcome.ok else ResultState.UNDELIVERABLE
-            if await self._jobs.result_transition(
-                outcome.result_id, to, message_id=outcome.message_id, channel_id=outcome.channel_id
-            ):
-                self.deliveries += 1
-                if self._metrics is not None:
-                    self._metrics.deliveries.inc(outcome=outcome.how)
+        await self.outbox.deliver(job)
 
     async def deliver_leftovers(self) -> None:
-        by_job: dict[int, list[ClipResult]] = defaultdict(list)
-        for result in await self._jobs.undelivered_results():
-            by_job[result.job_id].append(result)
-        now = time.monotonic()
-        for job_id in by_job:
-            backoff = self._delivery_failures.get(job_id)
-            if backoff is not None and backoff[1] > now:
-                continue  # failed recently: wait out its backoff
-            job = await self._jobs.get(job_id)
-            if job is not None and job.state is JobState.SUCCEEDED:
-                await self.deliver(job)
+        await self.outbox.deliver_leftovers()

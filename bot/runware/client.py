@@ -334,8 +334,8 @@ class RunwareClient:
             elapsed = time.monotonic() - started
             self.stats.request_seconds += elapsed
             if self._metrics is not None:
-                self._metrics.runware_requests.inc(task_type=task_type, outcome=outcome)
-                self._metrics.runware_latency.observe(elapsed, task_type=task_type)
+                self._metrics.runware_requests.labels(task_type=task_type, outcome=outcome).inc()
+                self._metrics.runware_latency.labels(task_type=task_type).observe(elapsed)
 
     async def _post_once(self, tasks: Tasks) -> tuple[int, ResponseEnvelope]:
         try:

@@ -1,8 +1,8 @@
-"""Runware failures, classified once (RUNWARE.md §7) and phrased for members without leaking keys or bodies."""
+"""Runware failures, classified once (RUNWARE.md §7), as data; bot/ui phrases them without leaking keys or bodies."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -112,25 +112,8 @@ def classify(code: str | None, http_status: int | None) -> ErrorKind:
     return ErrorKind.UNKNOWN
 
 
-_FRIENDLY = {
-    "positivePrompt": "the prompt",
-    "inputs.frameImages": "the frame images",
-    "image": "the image",
-    "width": "the resolution",
-    "height": "the resolution",
-    "duration": "the duration",
-    "numberResults": "the number of variations",
-    "providerSettings.minimax.promptOptimizer": "the prompt optimizer setting",
-}
-
-
-def _words(values: Sequence[Any]) -> str:
-    shown = [str(v) for v in values[:12]]
-    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
-
-
 class RunwareError(Exception):
-    """A Runware failure with its classification; `user_message()` is the only text meant for members."""
+    """A Runware failure with its classification; bot/ui words it for members (`to_data` carries it)."""
 
     def __init__(
         self,
@@ -187,69 +170,40 @@ class RunwareError(Exception):
             and "last" in self.message.lower()
         )
 
-    def user_message(self) -> str:
-        """One plain sentence or two for the member: what happened and what to do. No keys, no raw bodies."""
-        if self.refused_last_frame:
-            return "This model refused the last frame image; try again without last_frame."
-        kind = self.kind
-        if kind is ErrorKind.INSUFFICIENT_CREDITS:
-            return (
-                "The bot's Runware account is out of credits; whoever runs the bot has to top it up, so let a "
-                "moderator know. You were not charged."
-            )
-        if kind is ErrorKind.AUTHENTICATION:
-            return (
-                "The bot could not sign in to Runware (its API key was refused); whoever runs the bot has to fix "
-                "the key, so let a moderator know. You were not charged."
-            )
-        if kind is ErrorKind.CONTENT_SAFETY:
-            return (
-                "Runware's content checks refused this request or its result. "
-                "Change the prompt or images and try again."
-            )
-        if kind is ErrorKind.INVALID_REQUEST:
-            return self._invalid_message()
-        if kind is ErrorKind.TIMEOUT:
-            return "The video provider did not finish this clip in time and ended it. Try again with /video."
-        if kind is ErrorKind.PROVIDER_FAILURE:
-            if self.parameter and "frameimages" in self.parameter.lower():
-                return "Runware could not use one of the frame images. Try a different image, or none."
-            return "The video provider failed to make this clip. Try again with /video."
-        if kind is ErrorKind.RATE_LIMITED:
-            return "Runware is busy right now. Try again in a minute."
-        if kind is ErrorKind.SERVER_ERROR:
-            return "Runware is having trouble right now. Try again in a few minutes."
-        if kind is ErrorKind.NOT_FOUND:
-            return "Runware no longer knows this job (it failed or expired). Try again with /video."
-        if kind is ErrorKind.CONFLICT:
-            return "Runware already has this job; the bot will keep following it."
-        return "Runware could not make this clip for an unexpected reason. Try again later."
+    def to_data(self) -> dict[str, Any]:
+        """The facts of this error as plain JSON-able data (stored with a failed job; bot/ui words it)."""
+        data: dict[str, Any] = {"kind": self.kind.value, "code": self.code, "message": self.message}
+        extra = {
+            "parameter": self.parameter,
+            "allowed_values": self.allowed_values,
+            "min_value": self.min_value,
+            "max_value": self.max_value,
+        }
+        data.update({k: v for k, v in extra.items() if v is not None})
+        if isinstance(self, RunwareUnavailable):
+            data["unavailable"] = True
+        return data
 
-    def _invalid_message(self) -> str:
-        # Runware's own message is logged, never shown: it names wire fields a member can do nothing about.
-        if self.code.lower() in ("unsupportedparameter", "unknownparameter"):
-            return (
-                "The bot sent Runware a setting it does not accept. That is a bot bug, not a problem with your "
-                "request: it has been logged, and you were not charged."
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> RunwareError:
+        """Rebuild an error from `to_data` (an unknown kind reads as UNKNOWN)."""
+        try:
+            kind = ErrorKind(str(data.get("kind")))
+        except ValueError:
+            kind = ErrorKind.UNKNOWN
+        if data.get("unavailable"):
+            return RunwareUnavailable(
+                str(data.get("message", "")), kind=kind, code=str(data.get("code", "unavailable"))
             )
-        if not self.parameter:
-            return "Runware refused this request as invalid. Check the prompt, images and options, and try again."
-        rule = ""
-        if self.allowed_values:
-            rule = f"allowed: {_words(self.allowed_values)}"
-        elif self.min_value is not None and self.max_value is not None:
-            rule = f"it must be between {self.min_value:g} and {self.max_value:g}"
-        elif self.min_value is not None:
-            rule = f"it must be at least {self.min_value:g}"
-        elif self.max_value is not None:
-            rule = f"it must be at most {self.max_value:g}"
-        friendly = _FRIENDLY.get(self.parameter)
-        if friendly is None:  # not something the member chose: the bot's configuration
-            return (
-                f"Runware refused the bot's `{self.parameter}` setting{f' ({rule})' if rule else ''}. That is the "
-                "bot's configuration, not your request: let a moderator know. You were not charged."
-            )
-        return f"Runware refused {friendly}{f' ({rule})' if rule else ''}. Change it and try again."
+        return cls(
+            kind,
+            str(data.get("code", "")),
+            str(data.get("message", "")),
+            parameter=data.get("parameter"),
+            allowed_values=data.get("allowed_values"),
+            min_value=data.get("min_value"),
+            max_value=data.get("max_value"),
+        )
 
 
 class RunwareUnavailable(RunwareError):
@@ -273,13 +227,3 @@ class RunwareUnavailable(RunwareError):
     @property
     def transient(self) -> bool:
         return True
-
-    def user_message(self) -> str:
-        return "Runware did not answer in time. Try again in a few minutes."
-
-
-def user_message_for(error: RunwareError | RunwareErrorItem) -> str:
-    """The member-facing sentence for a raised error or for one `errors` entry (e.g. a failed generation)."""
-    if isinstance(error, RunwareErrorItem):
-        error = RunwareError.from_item(error)
-    return error.user_message()

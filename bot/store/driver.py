@@ -59,7 +59,11 @@ class Conn(Protocol):
 
 
 class Database(Protocol):
-    """One backend: owns its connection(s), migrates, and hands out transactions."""
+    """One backend: owns its connection(s), migrates, and hands out transactions.
+
+    Inside a transaction, read through its `Conn`: on PostgreSQL `Database.fetchone` borrows another connection,
+    which does not see the transaction's uncommitted writes (on SQLite it happens to).
+    """
 
     @property
     def dialect(self) -> Dialect: ...

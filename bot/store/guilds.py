@@ -146,6 +146,11 @@ async def configured_limits(conn: Conn, guild_id: int) -> list[Limit]:
     return [limit_from_row(row) for row in await conn.fetchall(SELECT_LIMITS, (guild_id,))]
 
 
+def settings_lock_key(guild_id: int) -> str:
+    """Moderator changes in a server read the old value, then write: across processes they take this lock."""
+    return f"settings:{guild_id}"
+
+
 def limit_target(scope: Scope, target_id: int, period: Period) -> str:
     return f"{scope.value}:{target_id}:{period.value}"
 
@@ -197,6 +202,7 @@ class GuildStore:
         stored = {name: _check_setting(name, value) for name, value in changes.items()}
         now = self._clock()
         async with self._db.transaction() as conn:
+            await conn.lock(settings_lock_key(guild_id))  # read, then write: one change at a time per server
             row = self._as_mapping(await conn.fetchone("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,)))
             before = dict.fromkeys(SETTING_FIELDS) if row is None else {k: row[k] for k in SETTING_FIELDS}
             after = {**before, **stored}
@@ -252,6 +258,7 @@ class GuildStore:
         """Change a channel's rule (None leaves a flag as it is); returns (old, new)."""
         now = self._clock()
         async with self._db.transaction() as conn:
+            await conn.lock(settings_lock_key(guild_id))  # read, then write: one change at a time per server
             old = self._rule(
                 channel_id,
                 await conn.fetchone(
@@ -311,6 +318,7 @@ class GuildStore:
         now = self._clock()
         key = (guild_id, str(scope), target_id, str(period))
         async with self._db.transaction() as conn:
+            await conn.lock(settings_lock_key(guild_id))  # read, then write: one change at a time per server
             row = await conn.fetchone(
                 "SELECT * FROM limits WHERE guild_id = ? AND scope = ? AND target_id = ? AND period = ?",
                 key,
@@ -344,6 +352,7 @@ class GuildStore:
         key = (guild_id, str(scope), target_id, str(period))
         now = self._clock()
         async with self._db.transaction() as conn:
+            await conn.lock(settings_lock_key(guild_id))  # read, then write: one change at a time per server
             rows = await conn.fetchall(
                 "DELETE FROM limits WHERE guild_id = ? AND scope = ? AND target_id = ? AND period = ? "
                 "RETURNING scope, target_id, period, amount_micros",
@@ -368,11 +377,10 @@ class GuildStore:
     async def limits(self, guild_id: int) -> list[Limit]:
         return [limit_from_row(row) for row in await self._db.fetchall(SELECT_LIMITS, (guild_id,))]
 
-    async def audit_rows(self, guild_id: int, limit: int = 50) -> list[AuditRow]:
-        """The server's most recent changes, newest first."""
-        rows = await self._db.fetchall(
-            "SELECT * FROM audit WHERE guild_id = ? ORDER BY id DESC LIMIT ?", (guild_id, limit)
-        )
+    async def audit_rows(self, guild_id: int, limit: int = 50, *, actor_id: int | None = None) -> list[AuditRow]:
+        """The server's most recent changes, newest first; with `actor_id`, only the changes that member made."""
+        who, args = ("", (guild_id, limit)) if actor_id is None else (" AND actor_id = ?", (guild_id, actor_id, limit))
+        rows = await self._db.fetchall(f"SELECT * FROM audit WHERE guild_id = ?{who} ORDER BY id DESC LIMIT ?", args)
         return [
             AuditRow(
                 id=row["id"],

@@ -13,6 +13,7 @@ With SQLite (one bot process, SPEC §10) every lease found when the bot starts t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -61,6 +62,9 @@ class Leases:
         #: True when other processes may use the same database (PostgreSQL); False for SQLite.
         self.shared = shared
         self._clock = clock
+        # One claim at a time per process: SKIP LOCKED is for other processes; two tasks of this one (a sweep and a
+        # webhook's follow-up, say) wait for each other instead of skipping rows that are already theirs.
+        self._lock = asyncio.Lock()
 
     def _times(self) -> tuple[str, str]:
         now = self._clock()
@@ -78,7 +82,7 @@ class Leases:
                 # Rows another claim has locked this instant are skipped, not waited for: two processes claiming
                 # overlapping batches never queue behind each other nor deadlock; the rows skipped stay theirs.
                 where = f"id IN (SELECT id FROM {table} WHERE {where} ORDER BY id FOR UPDATE SKIP LOCKED)"
-            async with self._db.transaction() as conn:
+            async with self._lock, self._db.transaction() as conn:
                 rows = await conn.fetchall(
                     f"UPDATE {table} SET lease_owner = ?, lease_until = ? WHERE {where} RETURNING id",
                     (self.owner, until, *chunk, now, self.owner, *extra_params),
@@ -108,7 +112,7 @@ class Leases:
     async def renew(self) -> int:
         """Push back the deadline of every lease this process holds on work not done yet; returns how many."""
         _, until = self._times()
-        async with self._db.transaction() as conn:
+        async with self._lock, self._db.transaction() as conn:
             jobs = await conn.execute(
                 f"UPDATE jobs SET lease_until = ? WHERE lease_owner = ? AND state IN {_UNFINISHED_JOBS}",
                 (until, self.owner),

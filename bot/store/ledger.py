@@ -27,25 +27,20 @@ from bot.store.driver import Database, to_db_time
 from bot.store.guilds import configured_limits
 from bot.store.jobs import Clock, NewJob, insert_job
 from bot.store.spend import SpendLine, SpendReport, Standing
-from bot.ui.texts import ts
 
 log = logging.getLogger(__name__)
 
 
 def _over_limit(limit: Limit, used: Micros, estimate: Micros, resets_at: datetime) -> OverLimit:
-    left = left_micros(limit, used)
-    label = limit.label()
-    if limit.amount_micros == 0:
-        text = (
-            f"{label[0].upper()}{label[1:]} is {format_usd(0)}, so no jobs can be charged to it. "
-            "Only a moderator can change that."
-        )
-    else:
-        text = (
-            f"This job would go over {label}: {format_usd(left)} left of {format_usd(limit.amount_micros)}, "
-            f"and it needs {format_usd(estimate)}. The limit resets {ts(resets_at, 'R')}."
-        )
-    return OverLimit(text, limit_label=label, left_micros=left, resets_at=resets_at)
+    return OverLimit(
+        scope=limit.scope,
+        period=limit.period,
+        is_default=limit.is_default,
+        limit_amount=limit.amount_micros,
+        left_micros=left_micros(limit, used),
+        needed_micros=estimate,
+        resets_at=resets_at,
+    )
 
 
 __all__ = ["SpendLedger", "SpendLine", "SpendReport", "Standing", "budget_lock_key"]
@@ -166,10 +161,7 @@ class SpendLedger:
                 )
                 running = int(row[0]) if row is not None else 0
                 if running >= concurrency_cap:
-                    raise ConcurrencyLimited(
-                        f"You already have {running} unfinished video job{'s' if running != 1 else ''}, and this "
-                        f"server allows {concurrency_cap} at a time. Try again when one has finished."
-                    )
+                    raise ConcurrencyLimited(running=running, cap=concurrency_cap)
             created = await insert_job(conn, job, state=JobState.RESERVED, now=now)
             await conn.execute(
                 "INSERT INTO ledger (job_id, guild_id, user_id, budget_channel_id, payer, dry_run, created_at, "

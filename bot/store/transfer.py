@@ -33,6 +33,8 @@ TABLES = (
     "audit",
     "webhook_receipts",
     "kv",
+    "blocklist",
+    "blocklist_versions",
 )
 #: Tables whose id the database assigns: their counters move past the copied ids.
 IDENTITY_TABLES = ("jobs", "results", "audit")

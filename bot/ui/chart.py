@@ -1,10 +1,13 @@
-"""The spend-per-day bar chart attached to /limits report: a PNG drawn with Pillow, the same bytes for the same data."""
+"""The spend bar chart attached to /limits report: a PNG drawn with Pillow, the same bytes for the same data.
+
+Bars are UTC days (a `date` per bar: the week and month reports) or UTC hours (a `datetime` per bar: today's).
+"""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from PIL import Image, ImageDraw, ImageFont
@@ -49,8 +52,14 @@ def _text_width(draw: ImageDraw.ImageDraw, text: str, font: Font) -> float:
     return right - left
 
 
+def _bar_label(when: date, first: bool) -> str:
+    if isinstance(when, datetime):
+        return when.strftime("%H")
+    return when.strftime("%d %b") if first or when.day == 1 else when.strftime("%d")
+
+
 def render_spend_chart(daily: Sequence[tuple[date, Micros]], *, title: str) -> bytes:
-    """Bars of spend per UTC day, a USD axis with round ticks, day labels and the period's total; PNG bytes."""
+    """Bars of spend per UTC day or hour, a USD axis with round ticks, bar labels and the period's total; PNG bytes."""
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
     draw = ImageDraw.Draw(image)
     title_font, font, small = _font(18), _font(13), _font(11)
@@ -79,7 +88,8 @@ def render_spend_chart(daily: Sequence[tuple[date, Micros]], *, title: str) -> b
     draw.line([(left, top), (left, bottom)], fill=INK, width=1)
     draw.line([(left, bottom), (right, bottom)], fill=INK, width=1)
     draw.text((8, top - 22), "USD", fill=INK, font=font)
-    axis = "Day (UTC)"
+    hourly = bool(daily) and isinstance(daily[0][0], datetime)
+    axis = "Hour (UTC)" if hourly else "Day (UTC)"
     draw.text(((left + right - _text_width(draw, axis, font)) / 2, HEIGHT - 22), axis, fill=INK, font=font)
 
     n = len(daily)
@@ -99,7 +109,7 @@ def render_spend_chart(daily: Sequence[tuple[date, Micros]], *, title: str) -> b
                     font=small,
                 )
         if i % every == 0 or i == n - 1:
-            label = day.strftime("%d %b") if i == 0 or day.day == 1 else day.strftime("%d")
+            label = _bar_label(day, i == 0)
             draw.text((x0 + bar_w / 2 - _text_width(draw, label, small) / 2, bottom + 6), label, fill=INK, font=small)
     if total == 0:
         note = "No spend in this period"

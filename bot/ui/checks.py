@@ -14,7 +14,8 @@ import discord
 from discord import app_commands
 
 from bot.core.errors import NotAllowed
-from bot.core.service import Requester
+from bot.core.plans import Requester
+from bot.ui.texts_errors import error_text
 
 if TYPE_CHECKING:
     from bot.core.engine import Engine
@@ -73,7 +74,7 @@ async def is_moderator(interaction: discord.Interaction[Any]) -> bool:
 async def require_moderator(interaction: discord.Interaction[Any], action: str) -> None:
     """Raise NotAllowed, naming what would have been enough, unless the member is a moderator."""
     if interaction.guild_id is None or not isinstance(interaction.user, discord.Member):
-        raise NotAllowed("This command works in a server, not in direct messages.")
+        raise NotAllowed.said("This command works in a server, not in direct messages.")
     if has_manage_server(interaction):
         return
     cfg = await engine_of(interaction).guilds.get(interaction.guild_id)
@@ -81,14 +82,14 @@ async def require_moderator(interaction: discord.Interaction[Any], action: str) 
         return
     role = interaction.guild.get_role(cfg.moderator_role_id) if interaction.guild and cfg.moderator_role_id else None
     if role is not None:
-        raise NotAllowed(f"You need Manage Server or the {role.name} role to {action}.")
-    raise NotAllowed(f"You need the Manage Server permission to {action}.")
+        raise NotAllowed.said(f"You need Manage Server or the {role.name} role to {action}.")
+    raise NotAllowed.said(f"You need the Manage Server permission to {action}.")
 
 
 async def require_admin(interaction: discord.Interaction[Any], action: str) -> None:
     """Manage Server itself: the moderator role is not enough (it is what this protects)."""
     if not has_manage_server(interaction):
-        raise NotAllowed(f"Only members with the Manage Server permission can {action}; the moderator role can't.")
+        raise NotAllowed.said(f"Only members with the Manage Server permission can {action}; the moderator role can't.")
 
 
 def _as_check(require: Callable[[discord.Interaction[Any], str], Awaitable[None]], action: str) -> Check:
@@ -98,7 +99,7 @@ def _as_check(require: Callable[[discord.Interaction[Any], str], Awaitable[None]
         try:
             await require(interaction, action)
         except NotAllowed as exc:
-            raise app_commands.CheckFailure(exc.message) from exc
+            raise app_commands.CheckFailure(error_text(exc)) from exc
         except Exception as exc:  # e.g. the database: logged with an error id, a generic line for the member
             raise app_commands.AppCommandError(f"the moderator check failed: {exc!r}") from exc
         return True
@@ -122,7 +123,7 @@ def admins_only(action: str) -> Callable[[T], T]:
 
 def guild_of(interaction: discord.Interaction[Any]) -> int:
     if interaction.guild_id is None:
-        raise NotAllowed("This command works in a server, not in direct messages.")
+        raise NotAllowed.said("This command works in a server, not in direct messages.")
     return interaction.guild_id
 
 
@@ -135,7 +136,7 @@ async def send_with_file(interaction: discord.Interaction[Any], text: str, data:
 async def requester(interaction: discord.Interaction[Any]) -> Requester:
     """Who asks, and where (a thread's budget channel is its parent)."""
     if interaction.guild_id is None or not isinstance(interaction.user, discord.Member):
-        raise NotAllowed("Video jobs run in a server channel, not in direct messages.")
+        raise NotAllowed.said("Video jobs run in a server channel, not in direct messages.")
     member = interaction.user
     channel = interaction.channel
     parent = channel.parent_id if isinstance(channel, discord.Thread) else None

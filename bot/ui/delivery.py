@@ -13,6 +13,7 @@ import discord
 
 from bot.core.clips import ClipError, ClipTooLarge, fetch_clip
 from bot.core.crashpoints import crash_point
+from bot.core.errors import Failure
 from bot.core.models import ClipResult, Job
 from bot.core.sink import Delivered
 from bot.settings import Settings
@@ -20,6 +21,7 @@ from bot.store.interface import Jobs
 from bot.ui.buttons import custom_id, result_view
 from bot.ui.status import StatusReporter
 from bot.ui.texts import clip_line, dry_prefix, fit, result_message
+from bot.ui.texts_errors import failure_text
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,8 @@ class ClipDelivery:
     async def job_progress(self, job: Job, progress: int | None) -> None:
         await self.status.update(job, "generating", progress=progress)
 
-    async def job_failed(self, job: Job, reason: str) -> None:
+    async def job_failed(self, job: Job, failure: Failure) -> None:
+        reason = failure_text(failure)
         phase = "expired" if job.state.value == "expired" else "failed"
         await self.status.update(job, phase, detail=reason)
         if job.status_message_id is None:

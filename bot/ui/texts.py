@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from discord.utils import TimestampStyle, format_dt
+
 from bot.core.models import ClipResult, Job, JobState, Period, SafetyMode, Scope, format_usd
 
 if TYPE_CHECKING:
@@ -25,9 +27,9 @@ def quote(text: str, limit: int = 900) -> str:
     return "\n".join("> " + line if line else ">" for line in text.splitlines())
 
 
-def ts(when: datetime, style: str = "f") -> str:
+def ts(when: datetime, style: TimestampStyle = "f") -> str:
     """A Discord timestamp, shown in each reader's own time zone."""
-    return f"<t:{int(when.timestamp())}:{style}>"
+    return format_dt(when, style)
 
 
 def dry_prefix(job: Job) -> str:
@@ -304,8 +306,8 @@ def _spend_rows(title: str, lines: Sequence[SpendLine], mention: str) -> list[st
     return out
 
 
-def report_text(report: SpendReport) -> str:
-    """The /limits report message: totals, top members, channels and pools, and the operator's spend apart."""
+def report_text(report: SpendReport, extra: Sequence[str] = ()) -> str:
+    """The /limits report message: totals, top members, channels and pools, the operator's spend apart, `extra`."""
     r = report
     first_day, last_day = r.window_start.date(), (r.window_end - timedelta(days=1)).date()
     span = f"{first_day.isoformat()}{f' to {last_day.isoformat()}' if last_day != first_day else ''}, UTC"
@@ -325,5 +327,6 @@ def report_text(report: SpendReport) -> str:
             f"Operator jobs (`hailuo-bot generate`), not in the totals: {format_usd(r.operator.total_micros)} · "
             f"{r.operator.jobs} job{'s' if r.operator.jobs != 1 else ''}"
         )
-    lines.append("Spend per day is in the attached chart.")
+    lines += extra
+    lines.append(f"Spend per {'hour' if r.period is Period.DAY else 'day'} is in the attached chart.")
     return fit("\n".join(lines))

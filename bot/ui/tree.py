@@ -11,6 +11,7 @@ from discord import app_commands
 
 from bot.core.errors import UserFacingError
 from bot.ui.texts import fit
+from bot.ui.texts_errors import error_text
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def message_for(error: BaseException) -> tuple[str, bool]:
         if isinstance(inner, BaseException):
             error = inner
     if isinstance(error, UserFacingError):
-        return error.message, True
+        return error_text(error), True
     if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
         return "This command is being updated and can't run right now. Try again in a minute.", True
     if isinstance(error, app_commands.NoPrivateMessage):

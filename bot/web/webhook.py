@@ -53,7 +53,7 @@ async def handle_probe(request: web.Request) -> web.Response:
 
 
 def _reject(deps: WebhookDeps, status: int, reason: str) -> web.Response:
-    deps.metrics.webhooks.inc(outcome=reason)
+    deps.metrics.webhooks.labels(outcome=reason).inc()
     log.info("webhook rejected: %s (HTTP %d)", reason, status)
     return web.json_response({"error": reason}, status=status)
 
@@ -108,7 +108,7 @@ async def handle_webhook(request: web.Request) -> web.Response:
         fresh = True
         await deps.tracker.record_webhook_failure(job, err)
     crash_point("after_webhook_receipt")
-    deps.metrics.webhooks.inc(outcome="ok" if fresh else "duplicate")
+    deps.metrics.webhooks.labels(outcome="ok" if fresh else "duplicate").inc()
     for job_id in touched:
         deps.tracker.spawn_check(job_id)
     return web.json_response({"ok": True, "duplicate": not fresh})

@@ -1,4 +1,5 @@
-"""/videoadmin: server defaults, channel rules, safety, concurrency, moderator role, pause and resume (moderators)."""
+"""/videoadmin: server defaults, channel rules, safety, concurrency, moderator role, pause and resume, the audit
+trail and the blocklist (moderators)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from bot.app import HailuoBot
 
 _is_moderator = moderator_check(SETTINGS_ACTION)
+Phrase = app_commands.Range[str, 1, 100]
 
 
 @app_commands.guild_only()
@@ -104,6 +106,37 @@ class AdminCog(commands.GroupCog, group_name="videoadmin", group_description="Vi
     async def resume(self, interaction: discord.Interaction[HailuoBot]) -> None:
         await defer(interaction)
         await send_ephemeral(interaction, await self.desk.pause(interaction, paused=False))
+
+    @app_commands.command(name="audit", description="Latest changes to limits and settings: when, who, what, old → new")
+    @app_commands.describe(member="Only the changes this moderator made", count="How many changes (1–50, default 20)")
+    async def audit(
+        self,
+        interaction: discord.Interaction[HailuoBot],
+        member: discord.Member | None = None,
+        count: app_commands.Range[int, 1, 50] = 20,
+    ) -> None:
+        await defer(interaction)
+        for page in await self.desk.audit(interaction, member=member, count=count):
+            await send_ephemeral(interaction, page)  # whole rows per message, each within Discord's 2000 characters
+
+    blocklist = app_commands.Group(name="blocklist", description="Phrases no prompt in this server may contain")
+
+    @blocklist.command(name="add", description="Refuse prompts holding this word or phrase (any case or width)")
+    @app_commands.describe(phrase="A word or phrase, 1–100 characters")
+    async def blocklist_add(self, interaction: discord.Interaction[HailuoBot], phrase: Phrase) -> None:
+        await defer(interaction)
+        await send_ephemeral(interaction, await self.desk.blocklist_add(interaction, phrase=phrase))
+
+    @blocklist.command(name="remove", description="Allow a blocked word or phrase again")
+    @app_commands.describe(phrase="The phrase as listed (case and width do not matter)")
+    async def blocklist_remove(self, interaction: discord.Interaction[HailuoBot], phrase: Phrase) -> None:
+        await defer(interaction)
+        await send_ephemeral(interaction, await self.desk.blocklist_remove(interaction, phrase=phrase))
+
+    @blocklist.command(name="list", description="Show the words and phrases blocked in this server")
+    async def blocklist_list(self, interaction: discord.Interaction[HailuoBot]) -> None:
+        await defer(interaction)
+        await send_ephemeral(interaction, await self.desk.blocklist_list(interaction))
 
 
 async def setup(bot: HailuoBot) -> None:

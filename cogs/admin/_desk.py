@@ -12,6 +12,14 @@ from bot.core.errors import InputError
 from bot.core.models import SafetyMode
 from bot.core.policy import MAX_VARIATIONS, check_resolution_duration
 from bot.ui.checks import EngineHost, guild_of
+from bot.ui.moderation import (
+    audit_pages,
+    blocklist_added_text,
+    blocklist_already_text,
+    blocklist_missing_text,
+    blocklist_removed_text,
+    blocklist_text,
+)
 from bot.ui.texts import (
     SAFETY_NOTES,
     change_text,
@@ -32,6 +40,7 @@ def utcnow() -> datetime:
 
 
 MAX_CONCURRENCY = 50  # as the config key limits.concurrent_per_member
+MAX_AUDIT_ROWS = 50
 
 
 class SettingsDesk:
@@ -63,7 +72,7 @@ class SettingsDesk:
         if resolution is not None or duration is not None:
             check_resolution_duration(resolution or cfg.default_resolution, duration or cfg.default_duration)
         if variations_cap is not None and not 1 <= variations_cap <= MAX_VARIATIONS:
-            raise InputError(f"The variations cap must be between 1 and {MAX_VARIATIONS}.")
+            raise InputError.said(f"The variations cap must be between 1 and {MAX_VARIATIONS}.")
         changes = {
             "default_resolution": resolution,
             "default_duration": duration,
@@ -109,7 +118,7 @@ class SettingsDesk:
 
     async def concurrency(self, interaction: discord.Interaction[Any], *, per_member: int) -> str:
         if not 1 <= per_member <= MAX_CONCURRENCY:
-            raise InputError(f"Choose between 1 and {MAX_CONCURRENCY} unfinished jobs per member.")
+            raise InputError.said(f"Choose between 1 and {MAX_CONCURRENCY} unfinished jobs per member.")
         note = "Jobs already running are not affected."
         return await self._change(interaction, {"concurrent_per_member": per_member}, note)
 
@@ -128,3 +137,31 @@ class SettingsDesk:
             else "/video takes new jobs again."
         )
         return await self._change(interaction, {"paused": paused}, note)
+
+    # -- audit and blocklist (SPEC §4a) --------------------------------------------------------------------------
+
+    async def audit(
+        self, interaction: discord.Interaction[Any], *, member: discord.Member | discord.User | None, count: int
+    ) -> list[str]:
+        """The latest audit rows as whole-row messages within Discord's limit (several followups when long)."""
+        count = max(1, min(count, MAX_AUDIT_ROWS))
+        actor = member.id if member is not None else None
+        rows = await self.engine.guilds.audit_rows(guild_of(interaction), count, actor_id=actor)
+        return audit_pages(rows, member_id=actor)
+
+    async def blocklist_add(self, interaction: discord.Interaction[Any], *, phrase: str) -> str:
+        store = self.engine.blocklists
+        change = await store.add(guild_of(interaction), interaction.user.id, phrase)
+        if not change.changed:
+            return blocklist_already_text(change.phrase)
+        return blocklist_added_text(change.phrase, change.count, store.cap)
+
+    async def blocklist_remove(self, interaction: discord.Interaction[Any], *, phrase: str) -> str:
+        change = await self.engine.blocklists.remove(guild_of(interaction), interaction.user.id, phrase)
+        if not change.changed:
+            return blocklist_missing_text(change.phrase)
+        return blocklist_removed_text(change.phrase, change.count)
+
+    async def blocklist_list(self, interaction: discord.Interaction[Any]) -> str:
+        store = self.engine.blocklists
+        return blocklist_text(await store.phrases(guild_of(interaction)), store.cap)

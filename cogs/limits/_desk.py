@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from bot.core.models import Micros, Payer, Period, Scope, format_usd, usd_to_mic
 from bot.core.policy import Limit, period_window
 from bot.ui.chart import render_spend_chart
 from bot.ui.checks import EngineHost, guild_of
+from bot.ui.moderation import price_drift_lines
 from bot.ui.texts import (
     PERIOD_NOUNS,
     PERIOD_WORDS,
@@ -61,7 +63,7 @@ def limit_target(
 ) -> LimitTarget:
     given = [name for name, value in (("member", member), ("role", role), ("channel", channel)) if value is not None]
     if len(given) > 1:
-        raise InputError(
+        raise InputError.said(
             f"Choose at most one of member, role or channel (you gave {' and '.join(given)}). "
             "Leave all three out for the server-wide limit."
         )
@@ -80,16 +82,20 @@ def parse_amount(amount: float | str) -> Micros:
     try:
         value = Decimal(str(amount))
     except InvalidOperation:
-        raise InputError(f"{amount!r} is not an amount in USD. Use a number such as 5 or 2.50.") from None
+        raise InputError.said(f"{amount!r} is not an amount in USD. Use a number such as 5 or 2.50.") from None
     if not value.is_finite():
-        raise InputError("The amount must be a number of USD, such as 5 or 2.50.")
+        raise InputError.said("The amount must be a number of USD, such as 5 or 2.50.")
     if value < 0:
-        raise InputError("A limit can't be negative. Use 0 to block spending, or /limits clear to remove the limit.")
+        raise InputError.said(
+            "A limit can't be negative. Use 0 to block spending, or /limits clear to remove the limit."
+        )
     if value > MAX_LIMIT_USD:
-        raise InputError(f"That is more than {format_usd(usd_to_micros(str(MAX_LIMIT_USD)))}; use a smaller limit.")
+        raise InputError.said(
+            f"That is more than {format_usd(usd_to_micros(str(MAX_LIMIT_USD)))}; use a smaller limit."
+        )
     micros = usd_to_micros(str(value))
     if value > 0 and micros == 0:
-        raise InputError("The smallest limit above zero is $0.000001.")
+        raise InputError.said("The smallest limit above zero is $0.000001.")
     return micros
 
 
@@ -158,12 +164,19 @@ class LimitsDesk:
         return fit("\n".join(await self._in_force(gid, limit_target(gid, member, role, channel))))
 
     async def limits_report(self, interaction: discord.Interaction[Any], *, period: str | None) -> tuple[str, bytes]:
-        gid = guild_of(interaction)
-        p = Period(period or Period.MONTH)
-        report = await self.engine.ledger.report(gid, p, utcnow(), dry_run=self.engine.settings.dry_run)
-        title = f"Video spend per day, {PERIOD_NOUNS[p]} (UTC)"
-        png = await asyncio.to_thread(render_spend_chart, report.daily, title=title)
-        return report_text(report), png
+        """Totals, top lines, the operator apart and prices that drifted; a chart per hour (day) or per day."""
+        gid, engine, now = guild_of(interaction), self.engine, utcnow()
+        p, dry = Period(period or Period.MONTH), engine.settings.dry_run
+        report = await engine.ledger.report(gid, p, now, dry_run=dry)
+        start, end = report.window_start, report.window_end
+        report = replace(report, operator=await engine.spend.operator_spend(start, end, dry_run=dry))
+        bars: Sequence[tuple[date, Micros]] = report.daily
+        if p is Period.DAY:
+            bars = await engine.spend.hourly(gid, start, end, now, dry_run=dry)
+        unit = "hour" if p is Period.DAY else "day"
+        title = f"Video spend per {unit}, {PERIOD_NOUNS[p]} (UTC)"
+        png = await asyncio.to_thread(render_spend_chart, bars, title=title)
+        return report_text(report, price_drift_lines(await engine.prices.drifts())), png
 
     async def _in_force(self, gid: int, target: LimitTarget) -> list[str]:
         """The limits that apply to a target, each with spent, reserved, left and reset time."""

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.core.errors import InputError, NotAllowed
+from bot.core.errors import Failure, FailureKind, InputError, JobRejected, NotAllowed
 from bot.core.images import read_image, too_large
 from bot.core.models import ImageInput, Job, JobState, format_usd
+from bot.core.plans import JobPlan, Requester, VideoOptions
 from bot.core.policy import clean_prompt
-from bot.core.service import JobPlan, JobRejected, Requester, VideoOptions
 from bot.ui import checks
 from bot.ui.texts import DRY
+from bot.ui.texts_errors import error_text
 from bot.ui.tree import report_error, send_ephemeral
 from cogs.video._buttons import RemixModal
 
@@ -57,7 +58,9 @@ class VideoFlow:
         try:
             data = await attachment.read()
         except discord.HTTPException:
-            raise InputError(f"{attachment.filename} could not be downloaded from Discord. Attach it again.") from None
+            raise InputError.said(
+                f"{attachment.filename} could not be downloaded from Discord. Attach it again."
+            ) from None
         return await read_image(attachment.filename, data, self.engine.settings.images)
 
     # -- /video ------------------------------------------------------------------------------------------------
@@ -98,13 +101,13 @@ class VideoFlow:
             status_msg = await self._open_job_place(job, plan, channel, in_thread)
         except Exception:
             # Nothing was sent to Runware yet: give the money back rather than let recovery submit it later.
-            await service.abandon(job, "The job could not be set up in Discord. You were not charged.")
+            await service.abandon(job, Failure(FailureKind.SETUP))
             raise
         job = await self.engine.jobs.get(job.id) or job
         try:
             job = await service.submit(job, plan)
         except JobRejected as exc:
-            await send_ephemeral(interaction, f"Job #{job.id} did not start. {exc.message}")
+            await send_ephemeral(interaction, f"Job #{job.id} did not start. {error_text(exc)}")
             return job
         if job.state is JobState.CANCELLED:
             await send_ephemeral(interaction, f"Job #{job.id} was cancelled; nothing will be posted for it.")
@@ -177,7 +180,7 @@ class VideoFlow:
     async def delete(self, interaction: discord.Interaction[Any], job_id: int, who: Requester) -> None:
         job = await self.engine.service.job_for(job_id, who.guild_id)
         if job.user_id != who.user_id and not who.is_moderator:
-            raise NotAllowed("Only the member who asked for this clip, or a moderator, can delete it.")
+            raise NotAllowed.said("Only the member who asked for this clip, or a moderator, can delete it.")
         deleted = 0
         seen: set[tuple[int, int]] = set()
         for r in await self.engine.jobs.results(job.id):

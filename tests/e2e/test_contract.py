@@ -30,17 +30,18 @@ from tests.fakes.discord.world import DiscordWorld
 ROOT = Path(__file__).resolve().parents[2]
 
 STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, NUMBER, ATTACHMENT = 3, 4, 5, 6, 7, 8, 10, 11
-SUB_COMMAND = 1
+SUB_COMMAND, SUB_COMMAND_GROUP = 1, 2
 MANAGE_GUILD = "32"
 EPHEMERAL = 1 << 6
 DEFERRED_CHANNEL_MESSAGE = 5
 
 Option = tuple[str, int, bool, list[Any] | None]  # name, type, required, choice values (None: free)
+Subcommands = dict[str, "list[Option] | Subcommands"]  # a dict value is a subcommand group
 PERIOD: list[Any] = ["day", "week", "month"]
 TARGETS: list[Option] = [("member", USER, False, None), ("role", ROLE, False, None), ("channel", CHANNEL, False, None)]
 
 #: SPEC §4, option by option, in the order SPEC lists them.
-SPEC_COMMANDS: dict[str, list[Option] | dict[str, list[Option]]] = {
+SPEC_COMMANDS: dict[str, list[Option] | Subcommands] = {
     "video": [
         ("prompt", STRING, True, None),
         ("first_frame", ATTACHMENT, False, None),
@@ -76,6 +77,13 @@ SPEC_COMMANDS: dict[str, list[Option] | dict[str, list[Option]]] = {
         "moderator-role": [("role", ROLE, True, None)],
         "pause": [],
         "resume": [],
+        # SPEC §4a
+        "audit": [("member", USER, False, None), ("count", INTEGER, False, None)],
+        "blocklist": {
+            "add": [("phrase", STRING, True, None)],
+            "remove": [("phrase", STRING, True, None)],
+            "list": [],
+        },
     },
 }
 
@@ -88,6 +96,18 @@ def shape(options: list[dict[str, Any]] | None) -> list[Option]:
     return out
 
 
+def assert_subcommands(name: str, options: list[dict[str, Any]], spec: Subcommands) -> None:
+    subs = {o["name"]: o for o in options}
+    assert sorted(subs) == sorted(spec), name
+    for sub, sub_spec in spec.items():
+        if isinstance(sub_spec, dict):
+            assert subs[sub]["type"] == SUB_COMMAND_GROUP, f"/{name} {sub}"
+            assert_subcommands(f"{name} {sub}", subs[sub]["options"], sub_spec)
+        else:
+            assert subs[sub]["type"] == SUB_COMMAND, f"/{name} {sub}"
+            assert shape(subs[sub].get("options")) == sub_spec, f"/{name} {sub}"
+
+
 def assert_spec_shape(registered: list[dict[str, Any]]) -> None:
     commands = {c["name"]: c for c in registered}
     assert sorted(commands) == sorted(SPEC_COMMANDS), "exactly the commands of SPEC §4"
@@ -97,11 +117,7 @@ def assert_spec_shape(registered: list[dict[str, Any]]) -> None:
         if isinstance(spec, dict):
             # default_permissions(manage_guild=True): discord.py sends the number, Discord keeps the string.
             assert str(cmd["default_member_permissions"]) == MANAGE_GUILD, name
-            subs = {o["name"]: o for o in cmd["options"]}
-            assert all(o["type"] == SUB_COMMAND for o in subs.values()), name
-            assert sorted(subs) == sorted(spec), name
-            for sub, sub_spec in spec.items():
-                assert shape(subs[sub].get("options")) == sub_spec, f"/{name} {sub}"
+            assert_subcommands(name, cmd["options"], spec)
         else:
             assert cmd["default_member_permissions"] is None, f"/{name} is for everyone"
             assert shape(cmd.get("options")) == spec, f"/{name}"
@@ -110,6 +126,12 @@ def assert_spec_shape(registered: list[dict[str, Any]]) -> None:
     assert (video_opts["variations"].get("min_value"), video_opts["variations"].get("max_value")) == (1, 20)
     set_opts = {o["name"]: o for o in commands["limits"]["options"][0]["options"]}
     assert set_opts["amount"].get("min_value") == 0, "0 blocks; negative amounts are refused"
+    admin = {o["name"]: o for o in commands["videoadmin"]["options"]}
+    count = {o["name"]: o for o in admin["audit"]["options"]}["count"]
+    assert (count.get("min_value"), count.get("max_value")) == (1, 50), "default 20, at most 50"
+    for sub in admin["blocklist"]["options"]:
+        for phrase in sub.get("options") or []:
+            assert (phrase.get("min_length"), phrase.get("max_length")) == (1, 100), "phrases are 1–100 characters"
 
 
 async def test_registered_commands_have_the_exact_shape_of_spec_section_4(
@@ -157,6 +179,10 @@ async def test_every_command_defers_ephemerally_and_answers_ephemerally(
         ("videoadmin moderator-role", {"role": helpers}),
         ("videoadmin pause", {}),
         ("videoadmin resume", {}),
+        ("videoadmin audit", {}),
+        ("videoadmin blocklist add", {"phrase": "tuba"}),
+        ("videoadmin blocklist list", {}),
+        ("videoadmin blocklist remove", {"phrase": "tuba"}),
     ]
     for name, options in calls:
         h = await fake_discord.send_command(name, options, user=w.moderator, channel=w.channel)

@@ -31,6 +31,10 @@ MODERATOR_COMMANDS: list[tuple[str, dict[str, Any]]] = [
     ("videoadmin moderator-role", {}),  # the role option is filled in per test
     ("videoadmin pause", {}),
     ("videoadmin resume", {}),
+    ("videoadmin audit", {}),
+    ("videoadmin blocklist add", {"phrase": "tuba"}),
+    ("videoadmin blocklist remove", {"phrase": "tuba"}),
+    ("videoadmin blocklist list", {}),
 ]
 
 
@@ -70,7 +74,12 @@ async def test_moderator_commands_refuse_plain_members_and_serve_moderators_and_
     for group in ("limits", "videoadmin"):
         assert registered[group]["default_member_permissions"] == str(MANAGE_GUILD)
         assert registered[group]["contexts"] == [0]  # servers only
-    subcommands = {f"{g} {o['name']}" for g in ("limits", "videoadmin") for o in registered[g]["options"]}
+    subcommands = {
+        f"{g} {o['name']}" + (f" {leaf['name']}" if o["type"] == 2 else "")
+        for g in ("limits", "videoadmin")
+        for o in registered[g]["options"]
+        for leaf in (o["options"] if o["type"] == 2 else [o])
+    }
     assert subcommands == {name for name, _ in MODERATOR_COMMANDS}
 
     def options_for(name: str, opts: dict[str, Any]) -> dict[str, Any]:

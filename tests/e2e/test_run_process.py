@@ -21,6 +21,7 @@ import pytest
 from tests.e2e.conftest import BotFactory
 from tests.fakes.discord import FakeDiscord, FakeMessage
 from tests.fakes.discord.world import DiscordWorld
+from tests.helpers import metric_value
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0  # a guard against hangs only: the first start may check the virtualenv's requirements
@@ -193,9 +194,9 @@ async def test_readme_run_command_dry_run_stops_on_sigterm_and_resumes(
     assert code == 200 and json.loads(body)["checks"] == {"database": True, "tracker": True, "discord": True}
     code, metrics = await http_get(base + "/metrics")
     assert code == 200
-    assert 'hailuo_spend_micros_total{mode="dry_run"} 280000' in metrics.splitlines()
-    assert 'hailuo_spend_micros_total{mode="real"} 0' in metrics.splitlines()
-    assert 'hailuo_deliveries_total{outcome="attachment"} 1' in metrics.splitlines()
+    assert metric_value(metrics, "hailuo_spend_micros_total", mode="dry_run") == 280_000
+    assert metric_value(metrics, "hailuo_spend_micros_total", mode="real") == 0
+    assert metric_value(metrics, "hailuo_deliveries_total", outcome="attachment") == 1
 
     assert_clean_stop(second, await second.terminate(), fake_discord.token)
     assert len([m for m in fake_discord.channel_messages(w.channel) if m.attachments]) == 1

@@ -18,6 +18,7 @@ import pytest
 from bot.core.models import Period, Scope
 from bot.runware.errors import ErrorKind, RunwareError, RunwareUnavailable
 from bot.simulator.server import RunwareSimulator
+from bot.ui.texts_errors import runware_text
 from tests.e2e.conftest import BotFactory, LoopbackBot
 from tests.e2e.video_support import (
     assert_pings_only,
@@ -378,12 +379,25 @@ async def test_a_moderators_journey_reads_plainly(
         ("videoadmin moderator-role", {"role": helpers}),
         ("videoadmin pause", {}),
         ("videoadmin resume", {}),
+        ("videoadmin blocklist list", {}),
+        ("videoadmin blocklist add", {"phrase": "Tuba"}),
+        ("videoadmin blocklist add", {"phrase": "tuba"}),
+        ("videoadmin blocklist add", {"phrase": "red _panda_"}),
+        ("videoadmin blocklist list", {}),
+        ("videoadmin blocklist remove", {"phrase": "red _panda_"}),
+        ("videoadmin blocklist remove", {"phrase": "red _panda_"}),
+        ("videoadmin audit", {}),
+        ("videoadmin audit", {"member": carol, "count": 5}),
     ]
     for name, options in steps:
         await ask(fake, name, options, user=mod, channel=w.channel)
+    refused = await ask(fake, "video", {"prompt": "a TUBA in the fog"}, user=alice, channel=studio)
+    assert refused == "This server does not allow “Tuba” in prompts."
     # Jobs in a thread channel and a pool, then the report and /usage as the pool and for a member.
     await ask(fake, "video", {"prompt": "a @here thread about #general ideas"}, user=alice, channel=studio)
     await ask(fake, "video", {"prompt": "a team idea"}, user=alice, channel=pool)
+    for size in list(e2e_sim.costs):  # Runware charges more than the table: the report says so
+        e2e_sim.costs[size] *= 1.5
     e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
     await bot.engine.tracker.sweep_once()
     for period in ("day", "week", "month"):
@@ -402,6 +416,7 @@ async def test_a_moderators_journey_reads_plainly(
     assert_no_pings_but(fake, alice.user.id)
     assert any(f"<@{carol.user.id}>'s daily limit**: $0.00, so it **blocks new jobs**" in t for t in sent)
     assert any(re.search(r"Video spend today\*\* \(\d{4}-\d{2}-\d{2}, UTC\)", t) for t in sent), "one day, once"
+    assert any("**Prices that differ from what Runware charged**" in t and "+50 %" in t for t in sent)
     assert "a here thread about general ideas" in sent, "the job's thread is named after its prompt, without pings"
 
 
@@ -452,7 +467,7 @@ async def test_a_dry_run_says_so_on_everything_it_posts(
     ids=lambda e: f"{e.kind}-{e.code}-{e.parameter}",
 )
 def test_every_runware_failure_reads_as_plain_words_with_a_next_step(error: RunwareError) -> None:
-    text = error.user_message()
+    text = runware_text(error)
     assert problems_of(Sent("user_message", "content", text)) == [], text
     assert "someCode" not in text and "Something failed" not in text, text
     assert text[0].isupper() and text.endswith("."), text

@@ -15,6 +15,7 @@ import pytest
 from bot.cli import EX_DATAERR, main
 from bot.core.engine import Engine
 from bot.core.models import JobState, Payer, Period, ResultState, Scope
+from bot.store.blocklist import BlocklistStore
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
@@ -68,6 +69,10 @@ async def build_history(path: Path) -> None:
         await guilds.set_channel(GUILD, 2000, MOD, allowed=True, threads=True)
         await guilds.set_channel(GUILD, POOL, MOD, allowed=True, pool=True)
         await jobs.set_kv("webhook_secret", "kept-secret")
+        blocklist = BlocklistStore(db, clock=lambda: clock[0])
+        await blocklist.add(GUILD, MOD, "forbidden words")
+        await blocklist.add(GUILD, MOD, "cat")
+        await blocklist.remove(GUILD, MOD, "CAT")
         states = list(JobState)
         n, parent = 0, None
         for days_ago in (0, 1, 40):

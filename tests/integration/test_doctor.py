@@ -23,8 +23,8 @@ from bot.doctor import (
 )
 from bot.settings import Settings
 from bot.simulator.server import RunwareSimulator
-from bot.store.postgres.db import LATEST_VERSION as POSTGRES_LATEST
-from bot.store.sqlite.db import LATEST_VERSION as SQLITE_LATEST
+from bot.store.postgres.db import LATEST_VERSION as PG_LATEST
+from bot.store.sqlite.db import LATEST_VERSION
 from tests.fakes.discord import FakeDiscord
 from tests.helpers import make_settings
 
@@ -70,6 +70,7 @@ async def test_all_good_prints_one_line_per_check_and_exits_zero(settings_for: A
     assert [line.split("]")[1].split(":")[0].strip() for line in lines[:-1]] == [
         "config",
         "database",
+        "prices",
         "discord",
         "runware",
         "webhook",
@@ -87,13 +88,13 @@ async def test_config_finding_names_the_source_and_the_mode(settings_for: Any) -
 
 async def test_database_writable_and_migrated(settings_for: Any, db_path: Path) -> None:
     f = await check_database(settings_for())
-    assert f.ok and "writable" in f.text and f"schema version {SQLITE_LATEST}" in f.text
+    assert f.ok and "writable" in f.text and f"schema version {LATEST_VERSION}" in f.text
     assert db_path.exists()
 
 
 async def test_postgres_database_reachable_and_migrated(settings_for: Any, pg_url: str) -> None:
     f = await check_database(settings_for(database={"url": pg_url}))
-    assert f.ok and "PostgreSQL" in f.text and f"schema version {POSTGRES_LATEST}" in f.text
+    assert f.ok and "PostgreSQL" in f.text and f"schema version {PG_LATEST}" in f.text
 
 
 async def test_postgres_database_unreachable_is_one_line_without_the_password(
@@ -255,8 +256,9 @@ def test_cli_doctor_prints_findings_only_and_exits_non_zero(
     assert code == 1
     assert out[0].startswith("[ok  ] config: loaded from built-in defaults") and "DRY RUN" in out[0]
     assert out[1].startswith("[ok  ] database:")
-    assert out[2].startswith("[FAIL] discord: DISCORD_TOKEN is not set")
-    assert out[3].startswith("[ok  ] runware: dry run")
-    assert out[4].startswith("[ok  ] webhook:")
-    assert out[5].startswith("1 problem(s) found")
-    assert len(out) == 6  # no log lines among the findings
+    assert out[2].startswith("[ok  ] prices: [pricing] is within 5 % of what Runware reported")
+    assert out[3].startswith("[FAIL] discord: DISCORD_TOKEN is not set")
+    assert out[4].startswith("[ok  ] runware: dry run")
+    assert out[5].startswith("[ok  ] webhook:")
+    assert out[6].startswith("1 problem(s) found")
+    assert len(out) == 7  # no log lines among the findings

@@ -12,7 +12,7 @@ import pytest
 import bot.core.engine
 from bot.core.engine import Engine
 from bot.core.models import JobState, Period
-from bot.core.service import Requester, VideoOptions
+from bot.core.plans import Requester, VideoOptions
 from bot.simulator.server import RunwareSimulator
 from tests.helpers import RecordingSink, make_settings
 
@@ -26,12 +26,12 @@ def _instant_simulation(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def engine_in(db_path: Path, sim: RunwareSimulator) -> EngineIn:
+def engine_in(db_target: Path | str, sim: RunwareSimulator) -> EngineIn:
     """engine_in(dry_run): a started Engine on the test's database; live mode talks to `sim` as "Runware"."""
 
     @asynccontextmanager
     async def start(dry_run: bool) -> AsyncIterator[tuple[Engine, RecordingSink]]:
-        eng = Engine(make_settings(db_path, sim.base_url, dry_run=dry_run))
+        eng = Engine(make_settings(db_target, sim.base_url, dry_run=dry_run))
         sink = RecordingSink()
         await eng.start(sink)
         try:
@@ -55,8 +55,8 @@ async def test_dry_run_spend_is_counted_apart_and_kept_out_of_real_reports(engin
         done = await eng.jobs.get(job.id)
         assert done is not None and done.state is JobState.SUCCEEDED and done.cost_micros == 280_000
         assert len(sink.delivered) == 1
-        assert eng.metrics.spend_micros.value(mode="dry_run") == 280_000
-        assert eng.metrics.spend_micros.value(mode="real") == 0
+        assert eng.metrics.value("hailuo_spend_micros_total", mode="dry_run") == 280_000
+        assert eng.metrics.value("hailuo_spend_micros_total", mode="real") == 0
         now = datetime.now(UTC)
         real = await eng.ledger.report(1000, Period.MONTH, now)
         simulated = await eng.ledger.report(1000, Period.MONTH, now, dry_run=True)
@@ -105,4 +105,4 @@ async def test_a_live_job_in_flight_is_left_alone_by_a_dry_run_start(
         await eng.tracker.sweep_once()
         done = await eng.jobs.get(job.id)
         assert done is not None and done.state is JobState.SUCCEEDED and done.cost_micros == 280_000
-        assert eng.metrics.spend_micros.value(mode="real") == 280_000
+        assert eng.metrics.value("hailuo_spend_micros_total", mode="real") == 280_000

@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 
 from bot.core.engine import Engine
-from bot.core.errors import OverLimit
+from bot.core.errors import JobRejected, OverLimit
 from bot.core.models import JobState, Payer, ResultState
-from bot.core.service import JobRejected, Requester, VideoOptions
+from bot.core.plans import Requester, VideoOptions
 from bot.simulator.server import RunwareSimulator
-from tests.helpers import Clock, RecordingSink, make_settings
+from tests.helpers import Clock, RecordingSink, make_settings, metric_value, raises_saying
 
 ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))
 
@@ -113,9 +113,9 @@ async def test_prompt_only_job_runs_to_one_delivery(
 
 async def test_bad_input_sends_nothing(engine: tuple[Engine, RecordingSink], sim: RunwareSimulator) -> None:
     eng, _ = engine
-    with pytest.raises(Exception, match="too short"):
+    with raises_saying(Exception, "too short"):
         await eng.service.create(VideoOptions(prompt="x"), ALICE)
-    with pytest.raises(Exception, match="1080p clips can't be 10 s"):
+    with raises_saying(Exception, "1080p clips can't be 10 s"):
         await eng.service.create(VideoOptions(prompt="a cat", resolution="1080p", duration=10), ALICE)
     assert sim.requests == []
     assert await eng.jobs.unfinished() == []
@@ -126,7 +126,7 @@ async def test_rejected_submit_releases_the_reservation(
 ) -> None:
     eng, sink = engine
     sim.faults.reject_next_submits("insufficientCredits", 1, http_status=402)
-    with pytest.raises(JobRejected, match="credits"):
+    with raises_saying(JobRejected, "credits"):
         await eng.service.create(VideoOptions(prompt="a quiet forest"), ALICE)
     [job] = await eng.jobs.recent_for_member(1000, 3000)
     assert job.state is JobState.FAILED
@@ -222,7 +222,7 @@ async def test_over_limit_refused_before_anything_is_sent(
     )
     await eng.service.create(VideoOptions(prompt="first one fits"), ALICE)
     sent = len(sim.requests)
-    with pytest.raises(OverLimit, match=r"left"):
+    with raises_saying(OverLimit, r"left"):
         await eng.service.create(VideoOptions(prompt="second does not"), ALICE)
     assert len(sim.requests) == sent
 
@@ -291,7 +291,7 @@ async def test_webhook_refuses_bad_requests(hooked: tuple[Engine, RecordingSink,
     assert await eng.jobs.results(job.id) == []
     assert sink.delivered == []
     text = await eng.metrics.render()
-    assert 'hailuo_webhooks_total{outcome="bad_secret"} 1' in text
+    assert metric_value(text, "hailuo_webhooks_total", outcome="bad_secret") == 1
 
 
 async def test_restart_resumes_and_delivers_once(sim: RunwareSimulator, db_target: Path | str) -> None:
@@ -323,12 +323,12 @@ async def test_job_written_but_never_acknowledged_is_recovered_without_double_su
     try:
         sim.faults.accept_then_hang_next(5, seconds=2, task_type="videoInference")
         sim.faults.http_error_next(503, 20, task_type="getResponse")
-        with pytest.raises(Exception, match="saved"):
+        with raises_saying(Exception, "saved"):
             await eng.service.create(VideoOptions(prompt="lost in the network"), ALICE)
         [job] = await eng.jobs.unfinished()
         assert job.state is JobState.RESERVED
         sim.faults.reset()
-        await eng.service.recover_reserved(startup=True)
+        await eng.recovery.recover_reserved(startup=True)
         again = await eng.jobs.get(job.id)
         assert again is not None and again.state is JobState.SUBMITTED
         assert len([t for t in sim.tasks if t == job.task_uuid]) == 1
@@ -340,10 +340,10 @@ async def test_job_written_but_never_acknowledged_is_recovered_without_double_su
 async def test_delivery_that_keeps_failing_backs_off_then_keeps_the_results_as_undeliverable(
     engine: tuple[Engine, RecordingSink], sim: RunwareSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.core.tracker as tracker_module
+    import bot.core.outbox as outbox_module
 
     eng, sink = engine
-    monkeypatch.setattr(tracker_module, "MAX_DELIVERY_FAILURES", 4)
+    monkeypatch.setattr(outbox_module, "MAX_DELIVERY_FAILURES", 4)
     sink.fail_deliveries = 100
     job = await eng.service.create(VideoOptions(prompt="a stubborn channel"), ALICE)
     sim.finish(job.task_uuid)
@@ -351,10 +351,10 @@ async def test_delivery_that_keeps_failing_backs_off_then_keeps_the_results_as_u
     assert sink.fail_deliveries == 98
     await eng.tracker.sweep_once()
     assert sink.fail_deliveries == 98  # within the backoff: not tried again
-    monkeypatch.setattr(tracker_module, "DELIVERY_BACKOFF_BASE", 0.0)
-    eng.tracker._delivery_failures[job.id] = (2, 0.0)
+    monkeypatch.setattr(outbox_module, "DELIVERY_BACKOFF_BASE", 0.0)
+    eng.tracker.outbox._failures[job.id] = (2, 0.0)
     await eng.tracker.sweep_once()
     await eng.tracker.sweep_once()
     [result] = await eng.jobs.results(job.id)
     assert result.state is ResultState.UNDELIVERABLE  # given up; the result (and its URL) is kept
-    assert sink.delivered == [] and eng.tracker._delivery_failures == {}
+    assert sink.delivered == [] and eng.tracker.outbox._failures == {}

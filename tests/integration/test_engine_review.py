@@ -14,8 +14,9 @@ import aiohttp
 import pytest
 
 from bot.core.engine import Engine
+from bot.core.errors import JobRejected
 from bot.core.models import ImageInput, JobState, ResultState
-from bot.core.service import JobRejected, Requester, VideoOptions
+from bot.core.plans import Requester, VideoOptions
 from bot.core.tracker import NOT_FOUND_STRIKES
 from bot.runware.models import VideoInferenceTask, VideoResultItem
 from bot.settings import Settings
@@ -154,7 +155,7 @@ async def test_job_failed_by_recovery_is_not_submitted_late(
     plan = await eng.service.plan(VideoOptions(prompt="slow to set up in Discord", first_frame=frame), ALICE)
     job = await eng.service.reserve(plan)
     clock.now += timedelta(seconds=61)  # opening its thread and status message took longer than the grace
-    await eng.service.recover_reserved()  # no task stored yet: failed and released as never sent
+    await eng.recovery.recover_reserved()  # no task stored yet: failed and released as never sent
     failed = await eng.jobs.get(job.id)
     assert failed is not None and failed.state is JobState.FAILED
     with pytest.raises(JobRejected):
@@ -198,7 +199,7 @@ async def test_startup_recovery_survives_runware_refusing_lookups(
     await eng.start_tracking()  # must not abort the bot's start
     still = await eng.jobs.get(job.id)
     assert still is not None and still.state is JobState.RESERVED
-    await eng.service.recover_reserved(startup=True)
+    await eng.recovery.recover_reserved(startup=True)
     again = await eng.jobs.get(job.id)
     assert again is not None and again.state is JobState.SUBMITTED
     assert sim.submit_count(job.task_uuid) == 1

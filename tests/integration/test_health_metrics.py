@@ -1,8 +1,7 @@
-"""/healthz and /metrics on the webhook server of a real Engine (simulator, SQLite file, loopback HTTP)."""
+"""/healthz and /metrics on the webhook server of a real Engine (simulator, each database backend, loopback HTTP)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,41 +10,11 @@ import pytest
 
 from bot.core.engine import Engine
 from bot.core.metrics import CONTENT_TYPE
-from bot.core.service import Requester, VideoOptions
+from bot.core.plans import Requester, VideoOptions
 from bot.simulator.server import RunwareSimulator
-from tests.helpers import RecordingSink, make_settings
+from tests.helpers import RecordingSink, make_settings, metric_value, parse_metrics
 
 ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))
-SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def parse_prometheus(text: str) -> tuple[Samples, dict[str, str]]:
-    """Parse the text exposition format strictly: every line a comment or a well-formed sample."""
-    samples: Samples = {}
-    types: dict[str, str] = {}
-    assert text.endswith("\n")
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ")
-            types[name] = kind
-            continue
-        if line.startswith("# HELP "):
-            continue
-        match = SAMPLE.match(line)
-        assert match, f"not a sample line: {line!r}"
-        name, labels, value = match.groups()
-        pairs = tuple(sorted(LABEL.findall(labels or "")))
-        key = (name, pairs)
-        assert key not in samples, f"duplicate sample {key}"
-        samples[key] = float(value)
-    return samples, types
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, tuple(sorted(labels.items())))]
 
 
 class Discord:
@@ -59,9 +28,11 @@ class Discord:
 
 
 @pytest.fixture
-async def served(sim: RunwareSimulator, db_path: Path) -> AsyncIterator[tuple[Engine, RecordingSink, Discord, str]]:
+async def served(
+    sim: RunwareSimulator, db_target: Path | str
+) -> AsyncIterator[tuple[Engine, RecordingSink, Discord, str]]:
     discord = Discord()
-    eng = Engine(make_settings(db_path, sim.base_url), extra_health=discord)
+    eng = Engine(make_settings(db_target, sim.base_url), extra_health=discord)
     sink = RecordingSink()
     await eng.start(sink)
     assert eng.webhook_server is not None
@@ -124,7 +95,7 @@ async def test_metrics_count_jobs_requests_webhooks_deliveries_and_spend(
     status, text, headers = await get(base + "/metrics")
     assert status == 200
     assert headers["Content-Type"] == CONTENT_TYPE
-    samples, types = parse_prometheus(text)
+    samples, types = parse_metrics(text)
     assert types == {
         "hailuo_jobs": "gauge",
         "hailuo_runware_requests_total": "counter",
@@ -134,19 +105,22 @@ async def test_metrics_count_jobs_requests_webhooks_deliveries_and_spend(
         "hailuo_spend_micros_total": "counter",
     }
     # jobs by state, every state present
-    assert value(samples, "hailuo_jobs", state="succeeded") == 1
-    assert value(samples, "hailuo_jobs", state="failed") == 0
+    assert metric_value(samples, "hailuo_jobs", state="succeeded") == 1
+    assert metric_value(samples, "hailuo_jobs", state="failed") == 0
     # Runware requests and their latency
-    assert value(samples, "hailuo_runware_requests_total", task_type="videoInference", outcome="ok") == 1
-    assert value(samples, "hailuo_runware_requests_total", task_type="getResponse", outcome="ok") >= 1
-    count = value(samples, "hailuo_runware_request_duration_seconds_count", task_type="videoInference")
+    assert metric_value(samples, "hailuo_runware_requests_total", task_type="videoInference", outcome="ok") == 1
+    assert metric_value(samples, "hailuo_runware_requests_total", task_type="getResponse", outcome="ok") >= 1
+    count = metric_value(samples, "hailuo_runware_request_duration_seconds_count", task_type="videoInference")
     assert count == 1
-    assert value(samples, "hailuo_runware_request_duration_seconds_bucket", task_type="videoInference", le="+Inf") == 1
+    assert (
+        metric_value(samples, "hailuo_runware_request_duration_seconds_bucket", task_type="videoInference", le="+Inf")
+        == 1
+    )
     # webhooks received / rejected
-    assert value(samples, "hailuo_webhooks_total", outcome="bad_secret") == 1
-    assert value(samples, "hailuo_webhooks_total", outcome="ok") == 0
+    assert metric_value(samples, "hailuo_webhooks_total", outcome="bad_secret") == 1
+    assert metric_value(samples, "hailuo_webhooks_total", outcome="ok") == 0
     # deliveries and spend (real, since this engine is live; nothing simulated)
-    assert value(samples, "hailuo_deliveries_total", outcome="attachment") == 1
-    assert value(samples, "hailuo_deliveries_total", outcome="undeliverable") == 0
-    assert value(samples, "hailuo_spend_micros_total", mode="real") == 280_000
-    assert value(samples, "hailuo_spend_micros_total", mode="dry_run") == 0
+    assert metric_value(samples, "hailuo_deliveries_total", outcome="attachment") == 1
+    assert metric_value(samples, "hailuo_deliveries_total", outcome="undeliverable") == 0
+    assert metric_value(samples, "hailuo_spend_micros_total", mode="real") == 280_000
+    assert metric_value(samples, "hailuo_spend_micros_total", mode="dry_run") == 0

@@ -16,6 +16,7 @@ import pytest
 
 from bot.core.engine import Engine
 from bot.core.models import ClipResult, Job, JobState, ResultState
+from bot.core.recovery import Recovery
 from bot.core.service import Requester, VideoOptions, VideoService
 from bot.core.sink import Delivered
 from bot.core.tracker import JobTracker
@@ -35,6 +36,7 @@ class Proc:
     leases: Leases
     service: VideoService
     tracker: JobTracker
+    recovery: Recovery
     sink: RecordingSink
 
 
@@ -81,9 +83,18 @@ def make_proc(eng: Engine, clock: Clock, owner: str) -> Proc:
         clock=clock,
         leases=leases,
     )
-    tracker.before_sweep = service.recover_reserved
+    recovery = Recovery(
+        settings=eng.settings,
+        jobs=eng.jobs,
+        runware=eng.runware,
+        service=service,
+        tracker=tracker,
+        clock=clock,
+        leases=leases,
+    )
+    tracker.before_sweep = recovery.recover_reserved
     tracker.in_flight = service.in_flight
-    return Proc(leases, service, tracker, sink)
+    return Proc(leases, service, tracker, recovery, sink)
 
 
 @pytest.fixture
@@ -140,11 +151,11 @@ async def test_a_dead_process_reserved_job_is_submitted_once_by_the_other_when_i
         clock.now += timedelta(seconds=LEASE * 0.8)
         await a.leases.renew()
     clock.now += timedelta(seconds=LEASE * 0.8)  # long past the 60 s grace, but A's lease is live: B keeps off
-    await b.service.recover_reserved()
+    await b.recovery.recover_reserved()
     assert sim.submit_count() == 0
 
     clock.now += timedelta(seconds=LEASE + 1)  # A is gone
-    await b.service.recover_reserved()
+    await b.recovery.recover_reserved()
     assert sim.submit_count(job.task_uuid) == 1
     after = await engine.jobs.get(job.id)
     assert after is not None and after.state is JobState.SUBMITTED

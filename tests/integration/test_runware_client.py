@@ -14,6 +14,7 @@ from bot.runware.models import (
     new_task_uuid,
 )
 from bot.simulator.server import RunwareSimulator
+from bot.ui.texts_errors import runware_text
 from tests.runware_helpers import SIM_KEY, Receiver, png_bytes, video_task
 
 pytest_plugins = ["tests.conftest_runware"]
@@ -184,7 +185,7 @@ async def test_insufficient_credits_is_final_and_not_retried(sim: RunwareSimulat
         await client.submit(task)
     exc = info.value
     assert (exc.kind, exc.http_status, exc.transient) == (ErrorKind.INSUFFICIENT_CREDITS, 402, False)
-    assert "out of credits" in exc.user_message()
+    assert "out of credits" in runware_text(exc)
     assert sim.submit_count(task.task_uuid) == 1 and not sim.tasks
     assert client.stats.errors == {"insufficient_credits": 1}
 
@@ -215,7 +216,7 @@ async def test_validation_error_from_the_api_names_parameter_and_allowed_values(
         "duration",
         [6],
     )
-    assert "duration" in exc.user_message() and "6" in exc.user_message()
+    assert "duration" in runware_text(exc) and "6" in runware_text(exc)
     assert sim.submit_count() == 1 and not sim.tasks
 
 
@@ -225,7 +226,7 @@ async def test_wrong_key_is_authentication(sim: RunwareSimulator) -> None:
             await client.submit(video_task())
     assert (info.value.kind, info.value.http_status, info.value.parameter) == (ErrorKind.AUTHENTICATION, 401, "apiKey")
     assert sim.submit_count() == 1 and sim.count("getResponse") == 0
-    assert "wrong" not in info.value.user_message()
+    assert "wrong" not in runware_text(info.value)
 
 
 async def test_401_without_a_json_body_is_authentication(sim: RunwareSimulator, client: RunwareClient) -> None:
@@ -388,7 +389,7 @@ async def test_refused_last_frame_tells_the_member_to_retry_without_it(
         await client.submit(_first_last(first, last))
     exc = info.value
     assert exc.kind is ErrorKind.INVALID_REQUEST and exc.parameter == "inputs.frameImages" and not exc.transient
-    assert exc.user_message() == "This model refused the last frame image; try again without last_frame."
+    assert runware_text(exc) == "This model refused the last frame image; try again without last_frame."
     await client.submit(video_task(inputs={"frame_images": [FrameImage(image=first, frame="first")]}))
     assert len(sim.tasks) == 1
 

@@ -18,6 +18,7 @@ from bot.core.errors import OverLimit
 from bot.core.models import Payer, Period, usd_to_micros
 from bot.simulator.server import RunwareSimulator
 from bot.store.driver import SchemaError
+from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.jobs import NewJob
 from bot.store.ledger import SpendLedger
 from bot.store.postgres.db import LATEST_VERSION, PostgresDatabase, describe_url, numbered
@@ -240,3 +241,25 @@ async def test_engine_start_on_an_unreachable_server_is_one_line_without_the_pas
     message = str(caught.value)
     assert "\n" not in message and "hunter2" not in message
     assert f"bot@127.0.0.1:{unused_tcp_port}/hailuo" in message and "DATABASE_URL" in message
+
+
+async def test_setting_changes_from_two_processes_at_once_are_all_kept(pg_url: str) -> None:
+    """Each change reads the server's row and writes it whole: two processes must not undo each other's."""
+    dbs = [PostgresDatabase(pg_url), PostgresDatabase(pg_url)]
+    async with contextlib.AsyncExitStack() as stack:
+        for db in dbs:
+            await db.open()
+            stack.push_async_callback(db.close)
+        a, b = (GuildStore(db, defaults=GuildDefaults()) for db in dbs)
+        guild_ids = range(1, 31)
+        await asyncio.gather(
+            *(a.update(g, 1, variations_cap=2) for g in guild_ids),
+            *(b.update(g, 2, default_duration=10) for g in guild_ids),
+            *(a.set_channel(g, 5, 1, allowed=True) for g in guild_ids),
+            *(b.set_channel(g, 5, 2, pool=True) for g in guild_ids),
+        )
+        for g in guild_ids:
+            config, rule = await a.get(g), await b.channel_rule(g, 5)
+            assert (config.variations_cap, config.default_duration) == (2, 10)
+            assert rule.allowed and rule.pool
+            assert len(await a.audit_rows(g)) == 4

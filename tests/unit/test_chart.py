@@ -78,3 +78,13 @@ def test_nice_step_is_round_and_covers_the_peak_in_five_steps(top: int) -> None:
     assert step * 5 >= top
     digits = str(step).rstrip("0")
     assert digits in ("1", "2", "5")
+
+
+def test_an_hourly_chart_has_a_bar_per_hour_and_is_not_the_daily_one() -> None:
+    from datetime import UTC, datetime
+
+    hours = [(datetime(2025, 3, 1, h, tzinfo=UTC), 10_000 * h) for h in range(24)]
+    hourly = render_spend_chart(hours, title="Today")
+    daily = render_spend_chart([(d, 10_000 * i) for i, d in enumerate(MARCH[:24])], title="Today")
+    assert hourly != daily  # hour labels and the "Hour (UTC)" axis
+    assert len(bar_tops(open_png(hourly))) == 23  # hour 0 spent nothing

@@ -13,6 +13,8 @@ from PIL import Image
 from bot.core.errors import InputError
 from bot.core.images import check_image, read_image, sniff_mime, to_data_uri
 from bot.settings import ImageSettings
+from bot.ui.texts_errors import error_text
+from tests.helpers import raises_saying
 
 CFG = ImageSettings()
 
@@ -40,18 +42,18 @@ def test_accepts_edge_sizes_and_aspects() -> None:
 def test_gif_refused_by_content_even_when_named_png() -> None:
     with pytest.raises(InputError) as err:
         check_image("cat.png", make("GIF"), CFG)
-    assert '"cat.png" is a GIF' in err.value.message
-    assert "PNG, JPEG or WEBP" in err.value.message
+    assert '"cat.png" is a GIF' in error_text(err.value)
+    assert "PNG, JPEG or WEBP" in error_text(err.value)
 
 
 def test_text_file_named_png_refused() -> None:
     with pytest.raises(InputError) as err:
         check_image("notes.png", b"hello, this is not a picture\n" * 10, CFG)
-    assert err.value.message == '"notes.png" is not an image the bot can read. Attach a PNG, JPEG or WEBP image.'
+    assert error_text(err.value) == '"notes.png" is not an image the bot can read. Attach a PNG, JPEG or WEBP image.'
 
 
 def test_empty_file_refused() -> None:
-    with pytest.raises(InputError, match=r'"e\.png" is empty'):
+    with raises_saying(InputError, r'"e\.png" is empty'):
         check_image("e.png", b"", CFG)
 
 
@@ -63,27 +65,27 @@ def test_truncated_image_refused(fmt: str) -> None:
     data = buf.getvalue()
     with pytest.raises(InputError) as err:
         check_image("cut.img", data[: len(data) // 2], CFG)
-    assert err.value.message.startswith(f'"cut.img" looks like a {fmt} but could not be read')
+    assert error_text(err.value).startswith(f'"cut.img" looks like a {fmt} but could not be read')
 
 
 def test_corrupted_png_chunk_refused() -> None:
     data = bytearray(make("PNG"))
     data[60] ^= 0xFF  # inside the image data: the CRC no longer matches
-    with pytest.raises(InputError, match="could not be read"):
+    with raises_saying(InputError, "could not be read"):
         check_image("bad.png", bytes(data), CFG)
 
 
 def test_too_small_names_size_and_rule() -> None:
     with pytest.raises(InputError) as err:
         check_image("tiny.jpg", make("JPEG", (200, 400)), CFG)
-    assert err.value.message == (
+    assert error_text(err.value) == (
         '"tiny.jpg" is 200×400 pixels; each side must be at least 300 pixels. Use a larger image.'
     )
 
 
 def test_too_large_dimensions() -> None:
     cfg = ImageSettings(max_side=1000)
-    with pytest.raises(InputError, match=r"1200×600 pixels; each side must be at most 1000 pixels"):
+    with raises_saying(InputError, r"1200×600 pixels; each side must be at most 1000 pixels"):
         check_image("big.png", make("PNG", (1200, 600)), cfg)
 
 
@@ -92,14 +94,14 @@ def test_too_many_bytes_says_cap_in_mib() -> None:
     data = make("PNG") + b"\0" * (2 * 1024 * 1024)  # size is checked before anything is decoded
     with pytest.raises(InputError) as err:
         check_image("huge.png", data, cfg)
-    assert err.value.message.startswith('"huge.png" is 2.1 MiB; images can be at most 2 MiB')
+    assert error_text(err.value).startswith('"huge.png" is 2.1 MiB; images can be at most 2 MiB')
 
 
 @pytest.mark.parametrize(("size", "words"), [((1000, 300), "wide as it is tall"), ((300, 1000), "tall as it is wide")])
 def test_extreme_aspect_refused(size: tuple[int, int], words: str) -> None:
     with pytest.raises(InputError) as err:
         check_image("strip.webp", make("WEBP", size), CFG)
-    msg = err.value.message
+    msg = error_text(err.value)
     assert f'"strip.webp" is {size[0]}×{size[1]} pixels, 3.33 times as {words}' in msg
     assert "between 1:2.5 and 2.5:1" in msg
 
@@ -117,16 +119,16 @@ def _png_claiming(width: int, height: int) -> bytes:
 
 def test_decompression_bomb_refused_before_decoding() -> None:
     # A header claiming 30000×30000 pixels: Pillow's own guard or the side limit refuses it, nothing is decoded.
-    with pytest.raises(InputError, match=r'"bomb\.png" has too many pixels to open safely'):
+    with raises_saying(InputError, r'"bomb\.png" has too many pixels to open safely'):
         check_image("bomb.png", _png_claiming(30000, 30000), ImageSettings(max_side=100_000))
-    with pytest.raises(InputError, match="8000×8000 pixels; each side must be at most 4096 pixels"):
+    with raises_saying(InputError, "8000×8000 pixels; each side must be at most 4096 pixels"):
         check_image("bomb.png", _png_claiming(8000, 8000), CFG)
 
 
 def test_long_or_odd_file_names_are_tidied() -> None:
     with pytest.raises(InputError) as err:
         check_image("x" * 200 + "\n.png", b"nope", CFG)
-    assert err.value.message.startswith('"' + "x" * 77 + '..." is not an image')
+    assert error_text(err.value).startswith('"' + "x" * 77 + '..." is not an image')
 
 
 def test_sniff_mime() -> None:

@@ -16,6 +16,8 @@ from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.interface import Database
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
+from bot.ui.texts_errors import error_text
+from tests.helpers import raises_saying
 
 NOW = datetime(2025, 1, 31, 22, 0, tzinfo=UTC)  # a Friday, two hours before a new day and month
 GUILD, MOD = 100, 900
@@ -145,7 +147,7 @@ async def test_pool_jobs_skip_the_member_tier_but_count_for_channel_and_server(
     await guilds.set_limit(GUILD, MOD, Scope.MEMBER, ALICE, Period.DAY, 0)  # Alice's own budget is blocked
     await guilds.set_limit(GUILD, MOD, Scope.CHANNEL, POOL, Period.DAY, usd_to_micros("1.12"))
     await guilds.set_limit(GUILD, MOD, Scope.SERVER, GUILD, Period.DAY, usd_to_micros("1.40"))
-    with pytest.raises(OverLimit, match=r"Your daily limit is \$0\.00"):
+    with raises_saying(OverLimit, r"Your daily limit is \$0\.00"):
         await reserve(ledger, job(ALICE, GENERAL))
     assert await fill(ledger, job(ALICE, POOL, payer=Payer.POOL)) == 4
     limits = await ledger.limits_for(payer=Payer.POOL, guild_id=GUILD, user_id=ALICE, role_ids=(), channel_id=POOL)
@@ -181,11 +183,12 @@ async def test_over_limit_says_which_limit_what_is_left_and_when_it_resets(ledge
     with pytest.raises(OverLimit) as caught:
         await reserve(ledger, job(estimate=CLIP * 2))
     err = caught.value
-    assert err.limit_label == "your default daily limit"
+    assert (err.scope, err.period, err.is_default) == (Scope.MEMBER, Period.DAY, True)
+    assert "your default daily limit" in error_text(err)
     assert err.left_micros == usd_to_micros("0.50")
     assert err.resets_at == datetime(2025, 2, 1, tzinfo=UTC)
-    assert "$0.50 left of $2.00" in err.message and "$0.56" in err.message
-    assert f"resets <t:{int(datetime(2025, 2, 1, tzinfo=UTC).timestamp())}:R>" in err.message  # reader's own time
+    assert "$0.50 left of $2.00" in error_text(err) and "$0.56" in error_text(err)
+    assert f"resets <t:{int(datetime(2025, 2, 1, tzinfo=UTC).timestamp())}:R>" in error_text(err)  # reader's own time
 
 
 async def test_periods_are_calendar_windows_by_reservation_time(ledger: SpendLedger) -> None:
@@ -272,7 +275,7 @@ async def test_200_simultaneous_reservations_fit_a_server_limit_exactly(
     accepted = [o for o in outcomes if isinstance(o, int)]
     refused = [o for o in outcomes if isinstance(o, OverLimit)]
     assert len(accepted) == 10 and len(refused) == 190
-    assert all("the server's daily limit" in err.message for err in refused)
+    assert all("the server's daily limit" in error_text(err) for err in refused)
     row = await db.fetchone("SELECT COUNT(*), SUM(held_micros) FROM ledger")
     assert row is not None and tuple(row) == (10, 10 * CLIP)
 
@@ -289,7 +292,7 @@ async def test_concurrency_cap_holds_under_a_race_and_frees_when_jobs_end(ledger
     await reserve(ledger, job(BOB, estimate=1), cap=3)  # other members are not affected
     await reserve(ledger, job(ALICE, guild_id=GUILD + 1, estimate=1), cap=3)  # nor other servers
     await jobs.transition(accepted[0], JobState.SUBMITTED)
-    with pytest.raises(ConcurrencyLimited, match="3 unfinished"):
+    with raises_saying(ConcurrencyLimited, "3 unfinished"):
         await reserve(ledger, big, cap=3)
     await jobs.transition(accepted[0], JobState.CANCELLED)  # cancelled jobs do not count
     await jobs.transition(accepted[1], JobState.FAILED)

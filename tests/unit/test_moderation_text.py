@@ -14,6 +14,7 @@ from bot.store.guilds import GuildConfig
 from bot.store.ledger import SpendLine, SpendReport
 from bot.ui.texts import limit_name, report_text, settings_changed_text
 from cogs.limits._desk import parse_amount
+from tests.helpers import raises_saying
 
 GUILD = 1000
 
@@ -38,7 +39,7 @@ def test_amounts_are_exact_micro_dollars(amount: float | str, micros: int) -> No
     ],
 )
 def test_bad_amounts_are_refused_in_plain_words(amount: float | str, says: str) -> None:
-    with pytest.raises(InputError, match=says):
+    with raises_saying(InputError, says):
         parse_amount(amount)
 
 
@@ -88,3 +89,30 @@ def test_settings_changes_list_only_what_moved_then_the_whole_state() -> None:
     )
     assert "• Safety checks of generated clips: **full**" in text and "• New jobs: **paused**" in text
     assert settings_changed_text(old, old).startswith("Nothing changed: that is already the setting.")
+
+
+def test_every_kind_of_audit_row_reads_as_what_changed_old_to_new() -> None:
+    from datetime import UTC, datetime
+
+    from bot.store.guilds import AuditRow
+    from bot.ui.moderation import audit_change, audit_line
+
+    def row(action: str, target: str, old: str | None, new: str | None) -> AuditRow:
+        return AuditRow(1, 1000, 42, action, target, old, new, datetime(2025, 3, 1, 12, tzinfo=UTC))
+
+    assert audit_change(row("setting", "paused", None, "1")) == "New jobs: the default → paused"
+    assert audit_change(row("setting", "prompt_optimizer", "0", "1")) == "Prompt optimizer: off → on"
+    assert audit_change(row("setting", "default_duration", "6", "10")) == "Default length: 6 s → 10 s"
+    assert audit_change(row("setting", "moderator_role_id", "7", None)) == "Moderator role: <@&7> → none"
+    assert audit_change(row("setting", "confirm_above_micros", None, "500000")) == "Confirm above: the default → $0.50"
+    assert audit_change(row("channel", "55:threads", "0", "1")) == "<#55> thread per job: off → on"
+    assert audit_change(row("limit.set", "role:1000:week", None, "3000000")) == (
+        "The weekly limit of each member with @everyone set: none → $3.00"
+    )
+    assert audit_change(row("limit.clear", "server:1000:month", "50000000", None)) == (
+        "The server's monthly limit cleared: $50.00 → none"
+    )
+    assert audit_change(row("blocklist.add", "cat", None, "*cat*")) == "Blocked phrase added: “\\*cat\\*”"
+    assert audit_change(row("blocklist.remove", "cat", "cat", None)) == "Blocked phrase removed: “cat”"
+    assert audit_change(row("pool.rename", "x_y", "a", "b")) == "Pool rename x y: a → b"  # a kind added later
+    assert audit_line(row("setting", "paused", "1", "0")) == "• <t:1740830400:f> · <@42> · New jobs: paused → running"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.runware.errors import ErrorKind, RunwareError, RunwareUnavailable, classify, user_message_for
+from bot.runware.errors import ErrorKind, RunwareError, RunwareUnavailable, classify
 from bot.runware.models import RunwareErrorItem
+from bot.ui.texts_errors import runware_item_text, runware_text
 
 K = ErrorKind
 
@@ -82,7 +83,7 @@ def test_transient_only_for_rate_limits_and_server_errors(kind: ErrorKind) -> No
 def test_unavailable_is_always_transient() -> None:
     exc = RunwareUnavailable("no answer within 30 s", code="clientTimeout")
     assert exc.transient and isinstance(exc, RunwareError)
-    assert "try again" in exc.user_message().lower()
+    assert "try again" in runware_text(exc).lower()
 
 
 def test_from_item_keeps_parameter_and_allowed_values() -> None:
@@ -104,7 +105,7 @@ def test_from_item_keeps_parameter_and_allowed_values() -> None:
         400,
         "T",
     )
-    text = exc.user_message()
+    text = runware_text(exc)
     assert "duration" in text and "6" in text
 
 
@@ -132,7 +133,7 @@ USER_TEXTS: list[tuple[dict[str, object], str]] = [
 
 @pytest.mark.parametrize(("fields", "expected"), USER_TEXTS, ids=[str(f["code"]) for f, _ in USER_TEXTS])
 def test_user_message(fields: dict[str, object], expected: str) -> None:
-    text = user_message_for(RunwareErrorItem.model_validate(fields))
+    text = runware_item_text(RunwareErrorItem.model_validate(fields))
     assert expected in text
     assert text.endswith(".")
 
@@ -140,7 +141,7 @@ def test_user_message(fields: dict[str, object], expected: str) -> None:
 def test_user_message_never_leaks_key_or_body() -> None:
     secret = "rw-SECRET-KEY-123"
     exc = RunwareError(K.AUTHENTICATION, "invalidApiKey", f"key {secret} refused", parameter="apiKey", http_status=401)
-    assert secret not in exc.user_message()
+    assert secret not in runware_text(exc)
     body = '{"errors":[{"code":"weird","message":"raw body"}]}'
-    assert body not in RunwareError(K.UNKNOWN, "weird", body).user_message()
-    assert secret not in RunwareUnavailable(f"failed {secret}").user_message()
+    assert body not in runware_text(RunwareError(K.UNKNOWN, "weird", body))
+    assert secret not in runware_text(RunwareUnavailable(f"failed {secret}"))

@@ -76,7 +76,7 @@ class Leases:
         got: set[int] = set()
         now, until = self._times()
         for chunk in _chunks(ids):
-            free = "(lease_until IS NULL OR lease_until < ? OR lease_owner = ?)"
+            free = "(lease_until IS NULL OR lease_until <= ? OR lease_owner = ?)"
             where = f"id IN ({marks(len(chunk))}) AND {free}{extra}"
             if self._db.dialect == "postgres":
                 # Rows another claim has locked this instant are skipped, not waited for: two processes claiming
@@ -93,13 +93,14 @@ class Leases:
     async def claim_jobs(self, job_ids: Iterable[int], *, unleased_before: datetime | None = None) -> set[int]:
         """Claim (or renew) jobs for this process; returns the ids it now holds.
 
-        `unleased_before`: a job that never had a lease is claimed only if created before this time (a job another
-        process has just reserved gets its lease a moment after its row, so a young unleased job is left alone).
+        `unleased_before`: a job that never had a lease (lease_until NULL) is claimed only if created before this time
+        (a job another process has just reserved gets its lease a moment after its row, so a young one is left
+        alone); a released lease keeps lease_until (the release time), so its job is free at once.
         """
         unfinished = f" AND state IN {_UNFINISHED_JOBS}"
         if unleased_before is None:
             return await self._claim("jobs", job_ids, unfinished)
-        young = " AND (lease_owner IS NOT NULL OR created_at < ?)"
+        young = " AND (lease_until IS NOT NULL OR created_at < ?)"
         return await self._claim("jobs", job_ids, unfinished + young, (to_db_time(unleased_before),))
 
     async def claim_job(self, job_id: int) -> bool:
@@ -125,20 +126,22 @@ class Leases:
 
     async def release_all(self) -> None:
         """Give up every lease of this process (a clean shutdown): the others take its work over at once."""
+        now, _ = self._times()
         async with self._db.transaction() as conn:
             for table in ("jobs", "results"):
-                await conn.execute(
-                    f"UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?",
-                    (self.owner,),
+                await conn.execute(  # lease_until stays set (to now): a released job is not a just-reserved one
+                    f"UPDATE {table} SET lease_owner = NULL, lease_until = ? WHERE lease_owner = ?",
+                    (now, self.owner),
                 )
         log.info("leases of %s released", self.owner)
 
     async def clear(self) -> None:
         """Free every lease (SQLite at start-up: only one process uses the file, so whoever held them is gone)."""
+        now, _ = self._times()
         async with self._db.transaction() as conn:
             for table in ("jobs", "results"):
                 await conn.execute(
-                    f"UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
+                    f"UPDATE {table} SET lease_owner = NULL, lease_until = ? WHERE lease_owner IS NOT NULL", (now,)
                 )
 
     async def holder(self, table: str, row_id: int) -> tuple[str | None, datetime | None]:

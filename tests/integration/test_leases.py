@@ -290,7 +290,8 @@ async def test_claims_take_free_lapsed_or_own_leases_of_unfinished_work_only(eng
     b = Leases(engine.db, seconds=LEASE, owner="b", shared=True, clock=clock)
     plan = await engine.service.plan(VideoOptions(prompt="claimed"), ALICE)
     young = await engine.service.reserve(plan)
-    await engine.leases.release_all()  # as if its row was just written and not yet leased
+    # As if its row was just written by another process and not yet leased:
+    await engine.db.execute("UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE id = ?", (young.id,))
     # A job that never had a lease and is younger than the grace may be another process's, a moment old.
     assert await b.claim_jobs([young.id], unleased_before=clock() - timedelta(seconds=LEASE)) == set()
     assert await a.claim_jobs([young.id]) == {young.id}
@@ -301,6 +302,15 @@ async def test_claims_take_free_lapsed_or_own_leases_of_unfinished_work_only(eng
     assert await engine.jobs.transition(young.id, JobState.FAILED, error="stopped")
     clock.now += timedelta(seconds=LEASE + 1)
     assert await a.claim_jobs([young.id]) == set()  # finished work is nobody's to claim
+
+
+async def test_a_released_job_is_free_at_once_even_when_young(engine: Engine, clock: Clock) -> None:
+    """A clean stop releases its leases: the young job is not mistaken for one another process is reserving."""
+    plan = await engine.service.plan(VideoOptions(prompt="released"), ALICE)
+    job = await engine.service.reserve(plan)
+    await engine.leases.release_all()
+    b = Leases(engine.db, seconds=LEASE, owner="b", shared=True, clock=clock)
+    assert await b.claim_jobs([job.id], unleased_before=clock() - timedelta(seconds=LEASE)) == {job.id}
 
 
 async def test_concurrent_claims_from_two_connections_split_the_jobs_without_errors(

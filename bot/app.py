@@ -101,7 +101,9 @@ class HailuoBot(commands.AutoShardedBot):
         self._engine = engine
         await engine.start()
         status = StatusReporter(self, engine.jobs, interval=self.settings.delivery.status_edit_interval)
-        self._delivery = ClipDelivery(self, self.settings, engine.jobs, status, engine.runware.http)
+        self._delivery = ClipDelivery(
+            self, self.settings, engine.jobs, status, engine.runware.http, hosts=engine.clip_hosts
+        )
         engine.tracker.sink = self._delivery
         self.add_dynamic_items(JobButton)
         for ext in EXTENSIONS:

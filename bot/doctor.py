@@ -20,6 +20,7 @@ from bot.runware.errors import ErrorKind, RunwareError
 from bot.settings import Settings
 from bot.store.figures import SpendFigures
 from bot.store.interface import open_database
+from bot.store.sqlite.db import open_problem
 from bot.web.webhook import PROBE_PREFIX, WEBHOOK_PREFIX, probe_body
 
 DISCORD_API = "https://discord.com/api/v10"
@@ -73,10 +74,9 @@ async def check_database(settings: Settings) -> Finding:
         await asyncio.wait_for(db.check_writable(), DATABASE_TIMEOUT)
         return Finding("database", True, f"{where} is writable and migrated (schema version {db.schema_version})")
     except Exception as exc:  # any failure here is the finding itself
-        if url:
-            fix = "check database.url / DATABASE_URL (host, port, database, user, password) and that the server runs"
-        else:
-            fix = "make its folder writable by this user, or set database.path"
+        if not url:
+            return Finding("database", False, open_problem(path, exc))
+        fix = "check database.url / DATABASE_URL (host, port, database, user, password) and that the server runs"
         return Finding("database", False, f"{where} can't be used ({_why(exc)}): {fix}")
     finally:
         await db.close()

@@ -80,6 +80,7 @@ class FileSink:
                         dest,
                         max_bytes=settings.delivery.max_clip_bytes,
                         timeout=settings.delivery.download_timeout,
+                        hosts=self._engine.clip_hosts,
                     )
                 except ClipError as exc:
                     self._console.err(f"could not download clip {n}: {exc}; its URL: {result.video_url}")

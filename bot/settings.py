@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -22,12 +24,25 @@ SECRET_ENV: dict[str, tuple[str, str]] = {
 }
 
 
+#: Most USD any limit or price may hold: far above any real budget, far below what integer micro-dollars can hold.
+MAX_USD = 1_000_000.0
+#: Longest wait any seconds-setting may ask for (30 days).
+MAX_SECONDS = 30 * 86_400.0
+#: The only model this bot speaks (its wire models are those of MiniMax Hailuo 02).
+MODEL_ID = "minimax:3@1"
+#: What a webhook secret may hold: it travels as one URL path segment, so only characters that need no encoding.
+URL_SAFE_SECRET = re.compile(r"^[A-Za-z0-9_-]+$")
+#: Where Runware serves generated clips from (RUNWARE.md §4: vm.runware.ai now, im.runware.ai in older answers).
+DEFAULT_CLIP_HOSTS: tuple[str, ...] = ("vm.runware.ai", "im.runware.ai")
+_HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+
+
 class ConfigError(Exception):
     """A configuration problem, already phrased as one plain line naming the key or path."""
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 class DiscordSettings(_Section):
@@ -46,16 +61,37 @@ class DiscordSettings(_Section):
 class RunwareSettings(_Section):
     api_key: SecretStr = SecretStr("")
     api_base: str = "https://api.runware.ai/v1"
-    model: str = "minimax:3@1"
+    model: str = MODEL_ID
     output_format: str = "MP4"
     output_quality: int = Field(95, ge=20, le=99)
-    ttl: int = Field(0, ge=0)
+    ttl: int = Field(0, ge=0, le=int(MAX_SECONDS))
     upload_endpoint: str = ""
-    request_timeout: float = Field(30, gt=0)
-    poll_interval: float = Field(10, gt=0)
+    request_timeout: float = Field(30, gt=0, le=3600)
+    poll_interval: float = Field(10, gt=0, le=86_400)
     poll_batch_size: int = Field(50, ge=1, le=500)
-    max_wait: float = Field(1800, gt=0)
-    dry_run_processing_seconds: float | None = Field(None, ge=0)  # None: the engine's built-in 4 s
+    max_wait: float = Field(1800, gt=0, le=MAX_SECONDS)
+    dry_run_processing_seconds: float | None = Field(None, ge=0, le=86_400)  # None: the engine's built-in 4 s
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        if v != MODEL_ID:
+            raise ValueError(f'must be "{MODEL_ID}" (MiniMax Hailuo 02), the only model this bot speaks')
+        return v
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://")) or any(c.isspace() for c in v):
+            raise ValueError('must be an http(s) URL, e.g. "https://api.runware.ai/v1"')
+        return v
+
+    @field_validator("upload_endpoint")
+    @classmethod
+    def _upload_endpoint(cls, v: str) -> str:
+        if v and (not v.startswith(("https://", "http://")) or any(c.isspace() for c in v) or len(v) > 2000):
+            raise ValueError("must be empty or an http(s) URL (https://...), without spaces")
+        return v
 
     @field_validator("output_format")
     @classmethod
@@ -77,7 +113,21 @@ class WebhookSettings(_Section):
     listen: str = "0.0.0.0:8080"
     public_url: str = ""
     secret: SecretStr = SecretStr("")
-    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1024 * 1024)
+    #: Seconds a client may take to send a request's headers, and then its body; slower connections are closed.
+    read_timeout: float = Field(10, gt=0, le=300)
+    max_connections: int = Field(256, ge=8, le=10_000)  # open connections at once; more wait to be accepted
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: SecretStr) -> SecretStr:
+        value = v.get_secret_value()
+        if value and not URL_SAFE_SECRET.match(value):
+            raise ValueError(
+                "must be URL-safe (only letters, digits, '-' and '_'), since it travels in the webhook URL; "
+                "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return v
 
     @field_validator("listen")
     @classmethod
@@ -111,27 +161,46 @@ class DatabaseSettings(_Section):
 
 
 class LimitsSettings(_Section):
-    member_day_usd: float = Field(2.0, ge=0)
-    member_week_usd: float | None = Field(None, ge=0)
-    member_month_usd: float = Field(20.0, ge=0)
-    server_day_usd: float | None = Field(None, ge=0)
-    server_week_usd: float | None = Field(None, ge=0)
-    server_month_usd: float = Field(200.0, ge=0)
+    member_day_usd: float = Field(2.0, ge=0, le=MAX_USD)
+    member_week_usd: float | None = Field(None, ge=0, le=MAX_USD)
+    member_month_usd: float = Field(20.0, ge=0, le=MAX_USD)
+    server_day_usd: float | None = Field(None, ge=0, le=MAX_USD)
+    server_week_usd: float | None = Field(None, ge=0, le=MAX_USD)
+    server_month_usd: float = Field(200.0, ge=0, le=MAX_USD)
     concurrent_per_member: int = Field(2, ge=1, le=50)
     variations_cap: int = Field(4, ge=1, le=20)
 
 
 class ImageSettings(_Section):
-    max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
-    min_side: int = Field(300, ge=1)
-    max_side: int = Field(4096, ge=64)
-    max_aspect: float = Field(2.5, ge=1.0)
+    max_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    min_side: int = Field(300, ge=1, le=100_000)
+    max_side: int = Field(4096, ge=64, le=100_000)
+    max_aspect: float = Field(2.5, ge=1.0, le=100)
+
+    @model_validator(mode="after")
+    def _sides(self) -> ImageSettings:
+        if self.min_side > self.max_side:
+            raise ValueError(f"min_side ({self.min_side}) must not be above max_side ({self.max_side})")
+        return self
 
 
 class DeliverySettings(_Section):
-    max_clip_bytes: int = Field(512 * 1024 * 1024, ge=1024)
-    download_timeout: float = Field(300, gt=0)
-    status_edit_interval: float = Field(10, ge=0)
+    max_clip_bytes: int = Field(512 * 1024 * 1024, ge=1024, le=8 * 1024 * 1024 * 1024)
+    download_timeout: float = Field(300, gt=0, le=3600)
+    status_edit_interval: float = Field(10, ge=0, le=3600)
+    download_workers: int = Field(4, ge=1, le=64)  # clip downloads and posts at once, apart from polling
+    #: Hosts clip URLs may come from (and redirect to); "*.example.com" takes its subdomains. runware.api_base's host
+    #: is always allowed too; loopback and private addresses only when runware.api_base is one.
+    clip_hosts: list[str] = Field(default_factory=lambda: list(DEFAULT_CLIP_HOSTS))
+
+    @field_validator("clip_hosts")
+    @classmethod
+    def _clip_hosts(cls, v: list[str]) -> list[str]:
+        out = [host.strip().lower().rstrip(".") for host in v]
+        for host in out:
+            if not _HOST_PATTERN.match(host):
+                raise ValueError(f'"{host}" is not a host name (e.g. "vm.runware.ai" or "*.example.com")')
+        return out
 
 
 class LoggingSettings(_Section):
@@ -181,8 +250,8 @@ class Settings(BaseSettings):
             res, _, secs = key.partition("-")
             if res not in ("768p", "1080p") or not secs.isdigit():
                 raise ValueError(f'key "{key}" must look like "768p-6"')
-            if price < 0:
-                raise ValueError(f'price for "{key}" must not be negative')
+            if not math.isfinite(price) or not 0 <= price <= MAX_USD:
+                raise ValueError(f'price for "{key}" must be a number from 0 to {MAX_USD:,.0f} (USD per clip)')
             merged[key] = price
         return merged
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -108,3 +109,79 @@ class Loop:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+
+
+class KeyedPool:
+    """Runs `work(key)` on at most `workers` keys at once, apart from whoever submits them.
+
+    A key submitted while it waits runs once; submitted while it runs, it runs once more afterwards (new work may
+    have arrived meanwhile). Keys are job ids, so the queue is bounded by the jobs that have something to do.
+    """
+
+    def __init__(self, name: str, work: Callable[[int], Awaitable[None]], workers: int) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.name = name
+        self._work = work
+        self._workers = workers
+        self._queue: deque[int] = deque()
+        self._queued: set[int] = set()
+        self._running: set[int] = set()
+        self._again: set[int] = set()
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+        self._tasks = TaskGroup(name)
+
+    def submit(self, key: int) -> None:
+        if self._closed or key in self._queued:
+            return
+        if key in self._running:
+            self._again.add(key)
+            return
+        self._queued.add(key)
+        self._queue.append(key)
+        self._idle.clear()
+        while self._queue and self._active < self._workers:
+            self._active += 1
+            self._tasks.spawn(self._worker(), name=f"{self.name}-worker")
+
+    @property
+    def busy(self) -> int:
+        """Keys running or waiting."""
+        return len(self._running) + len(self._queue)
+
+    async def _worker(self) -> None:
+        try:
+            while self._queue and not self._closed:
+                key = self._queue.popleft()
+                self._queued.discard(key)
+                self._running.add(key)
+                try:
+                    await self._work(key)
+                except Exception:
+                    log.exception("%s: work on %s failed", self.name, key)
+                finally:
+                    self._running.discard(key)
+                if key in self._again:
+                    self._again.discard(key)
+                    self.submit(key)
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._queue.clear()
+                self._queued.clear()
+                self._idle.set()
+
+    async def idle(self) -> None:
+        """Wait until nothing runs or waits."""
+        await self._idle.wait()
+
+    async def stop(self, timeout: float) -> None:
+        """Take no more keys, let running work finish up to `timeout` seconds, then cancel it."""
+        self._closed = True
+        if not await self._tasks.drain(timeout):
+            log.warning("%s: work still running after %.0fs; cancelling it", self.name, timeout)
+        await self._tasks.cancel_all()
+        self._idle.set()

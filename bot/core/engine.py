@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from bot import logs
 from bot.core.background import Loop
 from bot.core.blocklist import BlocklistGuard
+from bot.core.clips import ClipHosts
 from bot.core.errors import UserFacingError
 from bot.core.metrics import Metrics
 from bot.core.models import Period, usd_to_micros, utc_now
@@ -41,6 +42,7 @@ from bot.store.interface import Database, Guilds, Jobs, Ledger, open_database
 from bot.store.jobs import JobStore
 from bot.store.leases import Leases
 from bot.store.ledger import SpendLedger
+from bot.store.sqlite.db import open_problem
 from bot.web.webhook import WebhookDeps, WebhookServer, webhook_url
 
 log = logging.getLogger(__name__)
@@ -136,6 +138,8 @@ class Engine:
         )
         await self.runware.start()
         stack.push_async_callback(self.runware.close)
+        #: Where clip URLs may point: the configured hosts and Runware's own API host (the simulator in a dry run).
+        self.clip_hosts = ClipHosts(s.delivery.clip_hosts, base_url)
         if self.simulator is not None:
             await self._replay_dry_run_tasks()
 
@@ -154,7 +158,9 @@ class Engine:
             metrics=self.metrics,
             dry_run=s.dry_run,
             leases=self.leases,
+            delivery_workers=s.delivery.download_workers,
         )
+        stack.push_async_callback(self.tracker.delivery_pool.stop, 10.0)
         self.service = VideoService(
             settings=s,
             jobs=self.jobs,
@@ -189,6 +195,8 @@ class Engine:
                 metrics=self.metrics,
                 health=self.health,
                 max_body_bytes=s.webhook.max_body_bytes,
+                read_timeout=s.webhook.read_timeout,
+                max_connections=s.webhook.max_connections,
             )
             self.webhook_server = WebhookServer(deps, s.webhook.host, s.webhook.port)
             stack.push_async_callback(self.webhook_server.close)
@@ -236,17 +244,14 @@ class Engine:
         try:
             await db.open()
         except SchemaError as exc:
-            raise StartupError(f"database: {exc}") from exc
+            raise StartupError(f"database: {exc}" if url else open_problem(s.database.path, exc)) from exc
         except (OSError, sqlite3.Error) as exc:
             if url:
                 raise StartupError(
                     f"can't connect to the database {db.describe()} ({_why(exc)}): check database.url / DATABASE_URL "
                     "and that the server is running (run `hailuo-bot doctor` for details)"
                 ) from exc
-            raise StartupError(
-                f"the database {s.database.path} can't be opened ({_why(exc)}): make its folder writable by this "
-                "user or set database.path (run `hailuo-bot doctor` for details)"
-            ) from exc
+            raise StartupError(open_problem(s.database.path, exc)) from exc
         except (asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             raise StartupError(
                 f"the database {db.describe()} can't be used ({_why(exc)}): check database.url / DATABASE_URL, "

@@ -108,15 +108,16 @@ class Outbox:
             if moved and self._metrics is not None:
                 self._metrics.deliveries.labels(outcome=outcome.how).inc()
 
-    async def deliver_leftovers(self) -> None:
+    async def due(self) -> list[int]:
+        """Jobs with clips still to post whose back-off, if any, is over."""
         by_job: dict[int, list[ClipResult]] = defaultdict(list)
         for result in await self._jobs.undelivered_results():
             by_job[result.job_id].append(result)
         now = time.monotonic()
-        for job_id in by_job:
-            backoff = self._failures.get(job_id)
-            if backoff is not None and backoff[1] > now:
-                continue  # failed recently: wait out its backoff
+        return [job_id for job_id in by_job if self._failures.get(job_id, (0, 0.0))[1] <= now]
+
+    async def deliver_leftovers(self) -> None:
+        for job_id in await self.due():
             job = await self._jobs.get(job_id)
             if job is not None and job.state is JobState.SUCCEEDED:
                 await self.deliver(job)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,10 +29,25 @@ def check_resolution_duration(resolution: str, duration: int) -> tuple[int, int]
     return RESOLUTION_SIZES[resolution]
 
 
+#: Characters Unicode does not class as space or format but that render as nothing (Hangul fillers, Braille blank).
+_BLANK_LOOKALIKES = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(char: str) -> bool:
+    """False for spaces, separators, control and format characters (zero-width ones) and the blank look-alikes."""
+    return char not in _BLANK_LOOKALIKES and unicodedata.category(char)[0] not in ("Z", "C") and not char.isspace()
+
+
 def clean_prompt(prompt: str) -> str:
-    """Trim and check a prompt's length (2–2000 characters), or raise InputError saying what to change."""
+    """Trim and check a prompt's length (2–2000 characters), or raise InputError saying what to change.
+
+    A prompt with no visible character (only zero-width spaces, U+3164, U+2800 ...) is empty; control characters
+    (other than line breaks and tabs) are refused.
+    """
     text = prompt.strip()
-    if not text:
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\r\t" for c in text):
+        raise InputError("prompt_control_characters")
+    if not any(_visible(c) for c in text):
         raise InputError("prompt_empty")
     if len(text) < PROMPT_MIN:
         raise InputError("prompt_too_short", length=len(text), minimum=PROMPT_MIN)
@@ -67,6 +83,16 @@ def period_window(period: Period, now: datetime) -> tuple[datetime, datetime]:
 
 
 # -- prices ----------------------------------------------------------------------------------------------------------
+
+
+#: Most one clip may cost, in micro-dollars: a clip costs well under $1, so anything above is no real price.
+MAX_CLIP_COST_MICROS = 100_000_000
+
+
+def cost_is_sane(cost_micros: Micros, clips: int) -> bool:
+    """A cost recorded for `clips` clips is a real price: not negative, not above the cap per clip. Costs are checked
+    at the edge (bot/runware/results.py); this guards rows written before that."""
+    return 0 <= cost_micros <= MAX_CLIP_COST_MICROS * max(1, clips)
 
 
 def price_table_micros(pricing: Mapping[str, float]) -> dict[str, Micros]:
@@ -154,4 +180,5 @@ def left_micros(limit: Limit, spent_micros: Micros) -> Micros:
 
 
 def fits(limit: Limit, spent_micros: Micros, estimate: Micros) -> bool:
-    return spent_micros + estimate <= limit.amount_micros
+    """Whether a job of `estimate` still fits under `limit`. A $0 limit blocks every job, even a $0-priced one."""
+    return limit.amount_micros > 0 and spent_micros + estimate <= limit.amount_micros

@@ -13,11 +13,12 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 
-from bot.core.background import Loop, TaskGroup
+from bot.core.background import KeyedPool, Loop, TaskGroup
 from bot.core.errors import Failure, FailureKind
 from bot.core.metrics import Metrics
 from bot.core.models import Job, JobState, ResultState, usd_to_micros, utc_now
 from bot.core.outbox import Outbox
+from bot.core.policy import cost_is_sane
 from bot.core.sink import JobSink, NullSink
 from bot.runware.client import RunwareClient, TaskStatus
 from bot.runware.errors import RunwareError, classify
@@ -29,6 +30,16 @@ log = logging.getLogger(__name__)
 
 #: How many sweeps in a row Runware may say "not found" for a job it acknowledged before we give up on it.
 NOT_FOUND_STRIKES = 3
+
+
+def sane_cost(job: Job, cost: int | None) -> int | None:
+    """A recorded cost, or None (settle at the estimate, logged) when it can't be a real price."""
+    if cost is None or cost_is_sane(cost, job.variations):
+        return cost
+    log.warning(
+        "job=%s task=%s: recorded cost %d µ$ is no real price; settled at the estimate", job.id, job.task_uuid, cost
+    )
+    return None
 
 
 class JobTracker:
@@ -45,6 +56,7 @@ class JobTracker:
         metrics: Metrics | None = None,
         dry_run: bool = False,
         leases: Leases | None = None,
+        delivery_workers: int = 4,
     ) -> None:
         self._jobs = jobs
         #: Claims shared with other processes (SPEC §10): a sweep polls only the jobs it claimed, a delivery posts
@@ -60,10 +72,12 @@ class JobTracker:
         self._lock_users: dict[int, int] = {}
         self._not_found: defaultdict[int, int] = defaultdict(int)
         self._tasks = TaskGroup("tracker")
-        self.loop = Loop("poll-sweep", self.sweep_once, poll_interval)
+        self.loop = Loop("poll-sweep", self.poll_once, poll_interval)
         self.outbox = Outbox(
             jobs=jobs, job_lock=self._job_lock, sink=sink or NullSink(), metrics=metrics, leases=leases
         )
+        #: Downloads and posts run here, never in the poll sweep: one slow clip host delays only its own job.
+        self.delivery_pool = KeyedPool("deliveries", self._deliver_job, delivery_workers)
         #: Runs first in every sweep (the service recovers jobs interrupted before Runware acknowledged them).
         self.before_sweep: Callable[[], Awaitable[None]] | None = None
         #: True while this process is submitting the job: Runware may not know it yet, so "not found" means nothing.
@@ -81,6 +95,7 @@ class JobTracker:
         if not await self._tasks.drain(drain_timeout):
             log.warning("tracker: background work still running after %.0fs; cancelling it", drain_timeout)
         await self._tasks.cancel_all()
+        await self.delivery_pool.stop(drain_timeout)
 
     @property
     def healthy(self) -> bool:
@@ -96,20 +111,31 @@ class JobTracker:
         await self.deliver_leftovers()
 
     async def reconcile_ledger(self) -> None:
+        """Close the holds of finished jobs. One bad row is logged and left, never stopping the start."""
         for job_id in await self._ledger.held_job_ids():
-            job = await self._jobs.get(job_id)
-            if job is None:
-                continue
-            if job.state is JobState.SUCCEEDED:
-                await self._settle(job, job.cost_micros)
-            elif job.state in (JobState.FAILED, JobState.EXPIRED):
-                await self._ledger.release(job.id)
+            try:
+                job = await self._jobs.get(job_id)
+                if job is None:
+                    continue
+                if job.state is JobState.SUCCEEDED:
+                    await self._settle(job, job.cost_micros)
+                elif job.state in (JobState.FAILED, JobState.EXPIRED):
+                    await self._ledger.release(job.id)
+            except Exception as exc:  # a row this build can't read: the others still settle
+                log.error("job=%s: could not reconcile its hold at start-up (%s: %s)", job_id, type(exc).__name__, exc)
 
     # -- polling -------------------------------------------------------------------------------------------------
 
     async def sweep_once(self) -> None:
+        """One poll round, then wait for the deliveries it handed to the pool (tests and one-shot callers)."""
+        try:
+            await self.poll_once()
+        finally:
+            await self.delivery_pool.idle()
+
+    async def poll_once(self) -> None:
         """One round: ask Runware about every tracked job in batches, expire what is still unfinished past max_wait,
-        deliver leftovers.
+        hand undelivered clips to the delivery pool (without waiting for them).
 
         Overdue jobs are asked about too, before they expire: after a downtime longer than max_wait, Runware may
         have finished (and billed) them, and their clips must be posted and charged, not dropped.
@@ -164,7 +190,7 @@ class JobTracker:
         job = await self._jobs.get(job_id)
         if job is None or job.state not in (JobState.SUBMITTED, JobState.CANCELLED):
             if job is not None and job.state is JobState.SUCCEEDED:
-                await self.deliver(job)
+                self.delivery_pool.submit(job.id)
             return
         stored = await self._jobs.results(job.id)
         if job.state is JobState.SUBMITTED and len(stored) >= job.variations:
@@ -251,7 +277,7 @@ class JobTracker:
             job = await self._jobs.get(job.id) or job
             results = await self._jobs.results(job.id)
             costs = [r.cost_micros for r in results if r.cost_micros is not None]
-            cost = sum(costs) if costs else None
+            cost = sane_cost(job, sum(costs) if costs else None)
             if job.state is not JobState.SUBMITTED:
                 return
             if results:
@@ -267,9 +293,7 @@ class JobTracker:
                 reason = self._reason(failures)
                 await self._fail(job, reason)
                 return
-        fresh = await self._jobs.get(job.id)
-        if fresh is not None:
-            await self.deliver(fresh)
+        self.delivery_pool.submit(job.id)
 
     async def _close_cancelled(self, job: Job, successes: Sequence[VideoResultItem]) -> None:
         """A cancelled job finished at Runware: charge what Runware reports, post nothing."""
@@ -282,6 +306,7 @@ class JobTracker:
 
     async def _settle(self, job: Job, cost: int | None) -> None:
         """Settle the hold (Runware's cost, else the estimate) and count it as real or simulated spend."""
+        cost = sane_cost(job, cost)
         if await self._ledger.settle(job.id, cost) and self._metrics is not None:
             charged = cost if cost is not None else job.estimate_micros
             self._metrics.spend_micros.labels(mode="dry_run" if job.dry_run else "real").inc(charged)
@@ -343,4 +368,12 @@ class JobTracker:
         await self.outbox.deliver(job)
 
     async def deliver_leftovers(self) -> None:
-        await self.outbox.deliver_leftovers()
+        """Hand every job with clips still to post (and no back-off running) to the delivery pool."""
+        for job_id in await self.outbox.due():
+            self.delivery_pool.submit(job_id)
+
+    async def _deliver_job(self, job_id: int) -> None:
+        """A delivery pool worker's turn at one job."""
+        job = await self._jobs.get(job_id)
+        if job is not None and job.state is JobState.SUCCEEDED:
+            await self.outbox.deliver(job)

@@ -32,9 +32,9 @@ from bot.runware.models import (
     TaskAck,
     TaskStatus,
     VideoInferenceTask,
-    VideoResultItem,
     new_task_uuid,
 )
+from bot.runware.results import parse_result_item
 
 if TYPE_CHECKING:
     from bot.core.metrics import Metrics
@@ -236,10 +236,8 @@ class RunwareClient:
             result = TaskStatus(task_uuid=uuid)
             seen: set[str] = set()
             for raw in env.items_for(uuid):
-                try:
-                    item = VideoResultItem.model_validate(raw)
-                except ValidationError:
-                    log.warning("task=%s: skipped a result item that does not parse", uuid)
+                item = parse_result_item(raw)  # a bad item (a negative or infinite cost ...) is logged and skipped
+                if item is None:
                     continue
                 if item.status == "error":
                     inline = item.error
@@ -378,5 +376,5 @@ def _envelope(raw: bytes) -> ResponseEnvelope | None:
         return None
     try:
         return ResponseEnvelope.model_validate(json.loads(raw))
-    except (ValueError, ValidationError):  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (ValueError, RecursionError, ValidationError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None

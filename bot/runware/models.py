@@ -1,7 +1,8 @@
 """Runware wire models for MiniMax Hailuo 02 (`minimax:3@1`): camelCase on the wire, snake_case in Python.
 
-Requests forbid unknown keys and refuse every value the API refuses (RUNWARE.md §2), so an invalid task cannot be
-built; the simulator validates with these same models. Responses keep unknown keys, since Runware adds fields.
+Requests (here) forbid unknown keys and refuse every value the API refuses (RUNWARE.md §2), so an invalid task cannot
+be built; the simulator validates with these same models. Responses (bot/runware/results.py, re-exported here) keep
+unknown keys, since Runware adds fields, but every value that reaches money or Discord is checked at the edge.
 """
 
 from __future__ import annotations
@@ -10,24 +11,50 @@ import base64
 import binascii
 import re
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
-    ValidationError,
     field_serializer,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from bot.runware.results import (
+    MAX_RESULT_COST_USD,
+    AccountDetails,
+    Balance,
+    ImageUploadResult,
+    InlineError,
+    ResponseEnvelope,
+    RunwareErrorItem,
+    TaskAck,
+    TaskStatus,
+    VideoResultItem,
+)
+from bot.runware.wire import WireRequest, WireResponse, wire_name
+
+__all__ = [
+    "MAX_RESULT_COST_USD",
+    "AccountDetails",
+    "Balance",
+    "ImageUploadResult",
+    "InlineError",
+    "ResponseEnvelope",
+    "RunwareErrorItem",
+    "TaskAck",
+    "TaskStatus",
+    "VideoResultItem",
+    "WireRequest",
+    "WireResponse",
+    "wire_name",
+]
 
 MODEL_ID = "minimax:3@1"
 FPS = 25
@@ -62,18 +89,11 @@ WIRE_RULES: dict[str, dict[str, Any]] = {
     "inputs.frameImages": {"min": 1, "max": 2, "allowedValues": list(FRAME_POSITIONS)},
 }
 
-_SPECIAL_WORDS = {"uuid": "UUID", "url": "URL"}
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _AIR_RE = re.compile(r"^[a-z0-9_-]+:\d+@\d+$")
 _DATA_URI_RE = re.compile(r"^data:image/(png|jpe?g|webp|bmp|gif);base64,(.+)$", re.IGNORECASE | re.DOTALL)
 _BASE64_RE = re.compile(r"^[A-Za-z0-9+/\r\n]+={0,2}$")
 _IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
-
-
-def wire_name(name: str) -> str:
-    """snake_case → Runware's camelCase, keeping UUID/URL upper-case (task_uuid → taskUUID)."""
-    first, *rest = name.split("_")
-    return first + "".join(_SPECIAL_WORDS.get(part, part.capitalize()) for part in rest)
 
 
 def new_task_uuid() -> str:
@@ -145,31 +165,6 @@ TaskUUID = Annotated[str, AfterValidator(_check_uuid4)]
 HttpUrl = Annotated[str, AfterValidator(_check_url)]
 ImageRef = Annotated[str, AfterValidator(_check_image_ref)]
 FramePosition = Annotated[Literal["first", "last", 0, -1], BeforeValidator(_no_bool)]
-
-
-class WireRequest(BaseModel):
-    """Base of every request: strict types, unknown keys refused, camelCase aliases."""
-
-    model_config = ConfigDict(alias_generator=wire_name, populate_by_name=True, extra="forbid", strict=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _wire_keys(cls, data: Any) -> Any:
-        """Validate Python names as wire names, so every error names the parameter as the API spells it."""
-        if not isinstance(data, dict):
-            return data
-        fields = cls.model_fields
-        return {(fields[key].alias or key) if key in fields else key: value for key, value in data.items()}
-
-    def to_wire(self) -> dict[str, Any]:
-        """The JSON object to send: aliases, and no key that was left unset (None)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-class WireResponse(BaseModel):
-    """Base of every response: lenient, unknown keys kept (Runware adds fields without notice)."""
-
-    model_config = ConfigDict(alias_generator=wire_name, populate_by_name=True, extra="allow")
 
 
 # ---------------------------------------------------------------------------------------------------- requests
@@ -333,204 +328,3 @@ class AuthenticationTask(WireRequest):
     task_type: Literal["authentication"] = "authentication"
     api_key: str
     connection_session_uuid: str | None = None
-
-
-# --------------------------------------------------------------------------------------------------- responses
-
-
-class TaskAck(WireResponse):
-    task_type: str
-    task_uuid: str
-
-
-class InlineError(WireResponse):
-    code: str = "unknown"
-    message: str = ""
-
-
-class VideoResultItem(WireResponse):
-    """One generation's state from getResponse or a webhook. `status` is inferred when absent (seed responses)."""
-
-    task_type: str = "videoInference"
-    task_uuid: str
-    status: Literal["processing", "success", "error"]
-    progress: int | None = None  # 0–100, only while processing; fractions are rounded
-    video_uuid: str | None = None
-    video_url: str | None = None
-    seed: int | None = None
-    cost: float | None = None
-    nsfw_content: bool | None = Field(None, alias="NSFWContent")
-    error: InlineError | None = None
-
-    @field_validator("progress", mode="before")
-    @classmethod
-    def _progress(cls, value: Any) -> Any:
-        return round(value) if isinstance(value, float) else value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _status(cls, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            data = dict(data)
-            status = data.get("status")
-            if status == "pending":
-                data["status"] = "processing"
-            elif status is None:
-                if data.get("error"):
-                    data["status"] = "error"
-                elif data.get("videoURL") or data.get("video_url") or data.get("videoUUID"):
-                    data["status"] = "success"
-                else:
-                    data["status"] = "processing"
-        return data
-
-
-class ImageUploadResult(WireResponse):
-    task_type: str = "imageUpload"
-    task_uuid: str | None = None
-    image_uuid: str
-    image_url: str | None = None
-
-
-class Balance(WireResponse):
-    amount: float
-    currency: str = "USD"
-    free_balance: float | None = None
-
-
-class AccountDetails(WireResponse):
-    task_type: str = "accountManagement"
-    task_uuid: str | None = None
-    organization_uuid: str | None = None
-    organization_name: str | None = None
-    balance: float | Balance | None = None
-
-    @property
-    def balance_amount(self) -> float | None:
-        return self.balance.amount if isinstance(self.balance, Balance) else self.balance
-
-    @property
-    def currency(self) -> str:
-        return self.balance.currency if isinstance(self.balance, Balance) else "USD"
-
-
-class RunwareErrorItem(WireResponse):
-    """One entry of `errors`: every field optional, since codes and shapes vary by model and provider."""
-
-    code: str = "unknown"
-    message: str = ""
-    parameter: str | list[str] | None = None
-    task_type: str | None = None
-    task_uuid: str | None = None
-    documentation: str | None = None
-    allowed_values: list[Any] | None = None
-    min: float | None = None
-    max: float | None = None
-    status: str | None = None
-    response_content: Any = None
-
-    @field_validator("code", mode="before")
-    @classmethod
-    def _code(cls, value: Any) -> Any:
-        return "unknown" if value in (None, "") else value
-
-    @field_validator("message", mode="before")
-    @classmethod
-    def _message(cls, value: Any) -> Any:
-        return "" if value is None else value
-
-    @property
-    def parameters(self) -> list[str]:
-        if self.parameter is None:
-            return []
-        return [self.parameter] if isinstance(self.parameter, str) else list(self.parameter)
-
-    @property
-    def parameter_path(self) -> str | None:
-        """The parameter(s) at fault as one dotted string, e.g. `inputs.frameImages`."""
-        return ", ".join(self.parameters) or None
-
-
-class ResponseEnvelope(BaseModel):
-    """`{"data":[...], "errors":[...]}`; both keys optional and possibly together. Items stay raw for typing later."""
-
-    model_config = ConfigDict(extra="allow")
-
-    data: list[dict[str, Any]] = Field(default_factory=list)
-    errors: list[RunwareErrorItem] = Field(default_factory=list)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shapes(cls, body: Any) -> Any:
-        if isinstance(body, list):  # a bare list of error objects (older SDK shape)
-            return {"errors": body}
-        if not isinstance(body, Mapping):
-            return body
-        body = dict(body)
-        if isinstance(body.get("data"), Mapping):  # one old doc example: data as an object
-            body["data"] = [body["data"]]
-        if body.get("data") is None:
-            body.pop("data", None)
-        if isinstance(body.get("errors"), Mapping):
-            body["errors"] = [body["errors"]]
-        if body.get("errors") is None:
-            body.pop("errors", None)
-        legacy = body.pop("error", None)
-        if isinstance(legacy, Mapping):  # {"error":{...},"taskUUID":...,"taskType":...}
-            item = {"taskUUID": body.get("taskUUID"), "taskType": body.get("taskType"), **legacy}
-            body["errors"] = [*body.get("errors", []), item]
-        elif legacy is True:  # the old WebSocket auth failure
-            item = {"code": "invalidApiKey", "message": body.get("errorMessage") or "Invalid api key"}
-            body["errors"] = [*body.get("errors", []), item]
-        return body
-
-    @classmethod
-    def parse_any(cls, body: Any) -> ResponseEnvelope:
-        """Parse any shape a webhook may carry: an envelope, or a bare result item or error object."""
-        if isinstance(body, Mapping) and not {"data", "errors", "error"} & body.keys():
-            is_error = "code" in body and not body.get("videoUUID") and not body.get("videoURL")
-            body = {"errors": [body]} if is_error else {"data": [body]}
-        return cls.model_validate(body)
-
-    @property
-    def items(self) -> list[VideoResultItem]:
-        """The `data` entries that are video results (others are skipped)."""
-        out: list[VideoResultItem] = []
-        for raw in self.data:
-            try:
-                out.append(VideoResultItem.model_validate(raw))
-            except ValidationError:
-                continue
-        return out
-
-    def items_for(self, task_uuid: str) -> list[dict[str, Any]]:
-        return [item for item in self.data if item.get("taskUUID") == task_uuid]
-
-    def errors_for(self, task_uuid: str) -> list[RunwareErrorItem]:
-        return [err for err in self.errors if err.task_uuid == task_uuid]
-
-
-@dataclass(slots=True)
-class TaskStatus:
-    """Everything one getResponse said about one task: its generations, their failures, or that it is unknown."""
-
-    task_uuid: str
-    items: list[VideoResultItem] = field(default_factory=list)
-    errors: list[RunwareErrorItem] = field(default_factory=list)
-    not_found: bool = False
-
-    @property
-    def successes(self) -> list[VideoResultItem]:
-        return [item for item in self.items if item.status == "success"]
-
-    @property
-    def failed_count(self) -> int:
-        return len(self.errors)
-
-    @property
-    def processing_count(self) -> int:
-        return sum(1 for item in self.items if item.status == "processing")
-
-    def is_complete(self, expected_results: int) -> bool:
-        """True once `expected_results` generations reached a final state (success or failure)."""
-        return len(self.successes) + self.failed_count >= expected_results and self.processing_count == 0

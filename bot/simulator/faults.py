@@ -113,6 +113,10 @@ class Faults:
     oversized_clip_bytes: int = 0  # padding served after the clip, so downloads exceed a size cap
     balance_as_object: bool = False  # accountManagement balance as {amount, currency} instead of a number
     inline_generation_errors: bool = False  # failed generations as data items with error:{code,message}
+    costs_by_task: dict[str, Any] = field(default_factory=dict)  # task -> `cost` reported (-0.28, nan, inf, 1e30 ...)
+    clip_urls: dict[str, str] = field(default_factory=dict)  # task -> `videoURL` reported instead of the simulator's
+    slow_clips: dict[str, float] = field(default_factory=dict)  # task -> seconds its clip takes to serve (trickled)
+    redirect_clips_to: str | None = None  # every clip GET answers 302 to this URL
     fail_tasks: deque[FailSpec] = field(default_factory=deque)
     reject_submits: deque[RejectSpec] = field(default_factory=deque)
     http_errors: deque[PostFault] = field(default_factory=deque)

@@ -16,44 +16,30 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from importlib import resources
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from pydantic import ValidationError
 
-from bot.runware.models import (
-    AccountManagementTask,
-    FrameImage,
-    GetResponseTask,
-    ImageUploadTask,
-    VideoInferenceTask,
-    decode_image,
-    frame_positions,
-    image_ref_kind,
-    sniff_image,
-)
 from bot.simulator.faults import (
     Faults,
     RecordedRequest,
-    SimGeneration,
     SimTask,
     UploadAttempt,
     WebhookAttempt,
     api_error,
     take_fault,
-    validation_error,
 )
+from bot.simulator.files import FileRoutes
+from bot.simulator.tasks import TaskHandlers, _failed, _Outcome
 
 __all__ = ["Faults", "RecordedRequest", "RunwareSimulator", "SimTask", "WebhookAttempt", "sample_clip"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_COSTS: dict[tuple[int, int, int], float] = {(1920, 1080, 6): 0.49, (1366, 768, 6): 0.28, (1366, 768, 10): 0.56}
-_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 def sample_clip() -> bytes:
@@ -61,19 +47,7 @@ def sample_clip() -> bytes:
     return resources.files("bot.simulator").joinpath("assets/sample.mp4").read_bytes()
 
 
-@dataclass(slots=True)
-class _Outcome:
-    data: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    ok: bool = True
-    http_status: int = 400
-
-
-def _failed(error: dict[str, Any], http_status: int = 400) -> _Outcome:
-    return _Outcome(errors=[error], ok=False, http_status=http_status)
-
-
-class RunwareSimulator:
+class RunwareSimulator(TaskHandlers, FileRoutes):
     """aiohttp server on loopback; `start()` returns the API base URL to give the client."""
 
     def __init__(
@@ -310,176 +284,6 @@ class RunwareSimulator:
             payload["errors"] = errors
         return (200 if any_ok else status or 400), payload
 
-    # ---------------------------------------------------------------------------------------- task handlers
-
-    def _video_inference(self, raw: dict[str, Any]) -> _Outcome:
-        try:
-            task = VideoInferenceTask.model_validate(raw)
-        except ValidationError as exc:
-            return _failed(validation_error(exc, raw, "videoInference"))
-        uuid_ = task.task_uuid
-
-        def refuse(code: str, message: str, parameter: str | None = None, **extra: Any) -> _Outcome:
-            error = api_error(code, message, parameter=parameter, task_type="videoInference", task_uuid=uuid_, **extra)
-            return _failed(error)
-
-        if task.results > self.max_results:
-            message = f"numberResults must be at most {self.max_results}."
-            return refuse("invalidNumberResults", message, "numberResults", min=1, max=self.max_results)
-        if task.inputs is not None:
-            items = task.inputs.frame_images
-            for item in items:
-                problem = self._image_problem(item.image if isinstance(item, FrameImage) else item)
-                if problem:
-                    return refuse("invalidFrameImage", problem, "inputs.frameImages")
-            if not self.faults.accept_last_frame and "last" in frame_positions(items):
-                message = "This model supports only a first frame image; frame 'last' (or -1) is not supported."
-                return refuse("invalidFrameImages", message, "inputs.frameImages", allowedValues=["first", 0])
-        if uuid_ in self._used_uuids:
-            return refuse("conflictTaskUUID", "A task with this taskUUID already exists.", "taskUUID")
-        if self.faults.reject_submits:
-            spec = self.faults.reject_submits.popleft()
-            return _failed(
-                api_error(spec.code, spec.message, task_type="videoInference", task_uuid=uuid_), spec.http_status
-            )
-        price = self.costs.get(task.size_key, 0.0) * task.results
-        if self.balance is not None:
-            if self.balance < price:
-                error = api_error(
-                    "insufficientCredits",
-                    "Insufficient credits to run this task.",
-                    task_type="videoInference",
-                    task_uuid=uuid_,
-                )
-                return _failed(error, 402)
-            self.balance = round(self.balance - price, 6)
-        self._used_uuids.add(uuid_)
-        generations = [SimGeneration(i, str(uuid.uuid4()), self._rng.randrange(1, 2**31)) for i in range(task.results)]
-        fail = self.faults.fail_tasks.popleft() if self.faults.fail_tasks else None
-        sim = SimTask(task, self.now(), generations, fail)
-        self.tasks[uuid_] = sim
-        if self.auto_complete:
-            loop = asyncio.get_running_loop()
-            self._timers[uuid_] = loop.call_later(max(self.processing_seconds, 0.0), self.finish, uuid_)
-        return _Outcome(data=[{"taskType": "videoInference", "taskUUID": uuid_}])
-
-    def _get_response(self, raw: dict[str, Any]) -> _Outcome:
-        try:
-            task = GetResponseTask.model_validate(raw)
-        except ValidationError as exc:
-            return _failed(validation_error(exc, raw, "getResponse"))
-        sim = self.tasks.get(task.task_uuid)
-        if sim is None:
-            message = "No task was found with this taskUUID, or it failed before it started."
-            error = api_error(
-                "taskFailedOrNotFound", message, parameter="taskUUID", task_type="getResponse", task_uuid=task.task_uuid
-            )
-            return _failed(error)
-        self._maybe_complete(sim)
-        return self._state(sim)
-
-    def _image_upload(self, raw: dict[str, Any]) -> _Outcome:
-        try:
-            task = ImageUploadTask.model_validate(raw)
-        except ValidationError as exc:
-            return _failed(validation_error(exc, raw, "imageUpload"))
-
-        def refuse(code: str, message: str, parameter: str) -> _Outcome:
-            return _failed(
-                api_error(code, message, parameter=parameter, task_type="imageUpload", task_uuid=task.task_uuid)
-            )
-
-        problem = self._image_problem(task.image)
-        if problem:
-            return refuse("invalidImage", problem, "image")
-        if task.task_uuid in self._used_uuids:
-            return refuse("conflictTaskUUID", "A task with this taskUUID already exists.", "taskUUID")
-        self._used_uuids.add(task.task_uuid)
-        kind = image_ref_kind(task.image)
-        if kind == "uuid":
-            image_uuid = task.image
-        else:
-            image_uuid = str(uuid.uuid4())
-            data = decode_image(task.image) if kind in ("data_uri", "base64") else None
-            self.images[image_uuid] = (data or b"", sniff_image(data or b"") or "image/png")
-        ext = _EXTENSIONS.get(self.images[image_uuid][1], "png")
-        item = {
-            "taskType": "imageUpload",
-            "taskUUID": task.task_uuid,
-            "imageUUID": image_uuid,
-            "imageURL": f"{self.origin}/image/{image_uuid}.{ext}",
-        }
-        return _Outcome(data=[item])
-
-    def _account(self, raw: dict[str, Any]) -> _Outcome:
-        try:
-            task = AccountManagementTask.model_validate(raw)
-        except ValidationError as exc:
-            return _failed(validation_error(exc, raw, "accountManagement"))
-        amount = 1000.0 if self.balance is None else self.balance
-        balance: Any = {"amount": amount, "currency": "USD"} if self.faults.balance_as_object else amount
-        item = {
-            "taskType": "accountManagement",
-            "taskUUID": task.task_uuid,
-            "organizationUUID": "00000000-0000-4000-8000-000000000000",
-            "organizationName": "Runware simulator",
-            "balance": balance,
-        }
-        return _Outcome(data=[item])
-
-    def _image_problem(self, image: str) -> str | None:
-        kind = image_ref_kind(image)
-        if kind == "uuid":
-            return None if image in self.images else f"Image {image} is unknown; upload it with imageUpload first."
-        if kind in ("data_uri", "base64"):
-            data = decode_image(image)
-            if not data or sniff_image(data) is None:
-                return "The image could not be decoded as PNG, JPEG or WEBP."
-            return None
-        if kind == "url":
-            return None
-        return "The image must be a UUID, a URL, a data URI or base64."
-
-    # ------------------------------------------------------------------------------------- generation state
-
-    def _maybe_complete(self, sim: SimTask) -> None:
-        if self.auto_complete and not sim.finished and self.now() - sim.submitted_at >= self.processing_seconds:
-            self.finish(sim.task_uuid)
-
-    def _items(self, sim: SimTask, *, webhook: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        data: list[dict[str, Any]] = []
-        errors: list[dict[str, Any]] = []
-        base = {"taskType": "videoInference", "taskUUID": sim.task_uuid}
-        for gen in sim.generations:
-            if gen.status == "processing":
-                item: dict[str, Any] = {**base, "status": "processing"}
-                if self.processing_seconds > 0:
-                    elapsed = self.now() - sim.submitted_at
-                    item["progress"] = min(99, int(100 * elapsed / self.processing_seconds))
-                data.append(item)
-            elif gen.status == "success":
-                item = {**base} if webhook else {**base, "status": "success"}  # webhooks carry no status
-                item["videoUUID"] = gen.video_uuid
-                item["videoURL"] = f"{self.origin}/video/{gen.video_uuid}.mp4"
-                item["seed"] = gen.seed
-                if sim.task.include_cost:
-                    item["cost"] = self.costs.get(sim.task.size_key, 0.0)
-                data.append(item)
-            elif self.faults.inline_generation_errors and not webhook:
-                data.append(
-                    {**base, "status": "error", "error": {"code": gen.error_code, "message": gen.error_message}}
-                )
-            else:
-                code, message = str(gen.error_code), str(gen.error_message)
-                errors.append(
-                    api_error(code, message, task_type="videoInference", task_uuid=sim.task_uuid, status="error")
-                )
-        return data, errors
-
-    def _state(self, sim: SimTask) -> _Outcome:
-        data, errors = self._items(sim, webhook=False)
-        return _Outcome(data=data, errors=errors)
-
     def _after_finish(self, sim: SimTask) -> None:
         if sim.task.webhook_url and not self.faults.drop_webhooks:
             data, errors = self._items(sim, webhook=True)
@@ -535,36 +339,6 @@ class RunwareSimulator:
         except (aiohttp.ClientError, TimeoutError):
             status = None
         self.uploads.append(UploadAttempt(url, len(self.clip_bytes), status))
-
-    # ------------------------------------------------------------------------------------------------ files
-
-    async def _video_file(self, request: web.Request) -> web.StreamResponse:
-        video_uuid = request.match_info["name"].rsplit(".", 1)[0]
-        sim = self._videos.get(video_uuid)
-        if sim is None or sim.finished_at is None:
-            raise web.HTTPNotFound()
-        if sim.task.ttl is not None and self.now() > sim.finished_at + sim.task.ttl:
-            raise web.HTTPNotFound(text="expired")
-        padding = self.faults.oversized_clip_bytes
-        if not padding:
-            return web.Response(body=self.clip_bytes, content_type="video/mp4")
-        response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
-        response.content_length = len(self.clip_bytes) + padding
-        chunk = bytes(64 * 1024)
-        with contextlib.suppress(ConnectionResetError):
-            await response.prepare(request)
-            await response.write(self.clip_bytes)
-            while padding > 0:
-                await response.write(chunk[: min(padding, len(chunk))])
-                padding -= len(chunk)
-            await response.write_eof()
-        return response
-
-    async def _image_file(self, request: web.Request) -> web.Response:
-        entry = self.images.get(request.match_info["name"].rsplit(".", 1)[0])
-        if entry is None or not entry[0]:
-            raise web.HTTPNotFound()
-        return web.Response(body=entry[0], content_type=entry[1])
 
 
 async def _serve(args: argparse.Namespace) -> None:

@@ -155,10 +155,13 @@ class SpendLedger:
                     if not fits(limit, settled + held, job.estimate_micros):
                         raise _over_limit(limit, settled + held, job.estimate_micros, end)
             if concurrency_cap is not None:
-                row = await conn.fetchone(
-                    "SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND state IN (?, ?)",
-                    (job.guild_id, job.user_id, str(JobState.RESERVED), str(JobState.SUBMITTED)),
+                # Every job that still runs at Runware counts: a cancelled one too, until its hold closes.
+                running_sql = (
+                    "SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND (state IN (?, ?) OR (state = ? "
+                    "AND EXISTS (SELECT 1 FROM ledger l WHERE l.job_id = jobs.id AND l.status = 'held')))"
                 )
+                states = (str(JobState.RESERVED), str(JobState.SUBMITTED), str(JobState.CANCELLED))
+                row = await conn.fetchone(running_sql, (job.guild_id, job.user_id, *states))
                 running = int(row[0]) if row is not None else 0
                 if running >= concurrency_cap:
                     raise ConcurrencyLimited(running=running, cap=concurrency_cap)

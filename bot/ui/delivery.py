@@ -6,12 +6,13 @@ import io
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import discord
 
-from bot.core.clips import ClipError, ClipTooLarge, fetch_clip
+from bot.core.clips import ClipError, ClipHosts, ClipRefused, ClipTooLarge, fetch_clip
 from bot.core.crashpoints import crash_point
 from bot.core.errors import Failure
 from bot.core.models import ClipResult, Job
@@ -44,13 +45,20 @@ def nonce_for(job_id: int, first_clip: int) -> str:
 
 class ClipDelivery:
     def __init__(
-        self, client: discord.Client, settings: Settings, jobs: Jobs, status: StatusReporter, http_session: Any
+        self,
+        client: discord.Client,
+        settings: Settings,
+        jobs: Jobs,
+        status: StatusReporter,
+        http_session: Any,
+        hosts: ClipHosts | None = None,
     ) -> None:
         self._client = client
         self._settings = settings
         self._jobs = jobs
         self.status = status
         self._http = http_session
+        self._hosts = hosts
 
     # -- status ------------------------------------------------------------------------------------------------
 
@@ -168,10 +176,17 @@ class ClipDelivery:
             return None, True
         try:
             data = await fetch_clip(
-                self._http, result.video_url, max_bytes=cap, timeout=self._settings.delivery.download_timeout
+                self._http,
+                result.video_url,
+                max_bytes=cap,
+                timeout=self._settings.delivery.download_timeout,
+                hosts=self._hosts,
             )
         except ClipTooLarge:
             return None, True
+        except ClipRefused as exc:
+            log.warning("result=%s clip not fetched (%s); its URL is not posted", result.id, exc)
+            return None, False
         except ClipError as exc:
             log.warning("result=%s clip download failed (%s); posting its link", result.id, exc)
             return None, False
@@ -198,6 +213,8 @@ class ClipDelivery:
             if group and sum(len(line) + 1 for line in lines) > CLIP_LINES_BUDGET:
                 out += await self._send_group(job, group, len(number), target, last=False)
                 group, used = [], 0
+            if data is None and self._hosts is not None and not self._hosts.allows(r.video_url):
+                r = replace(r, video_url="")  # a link elsewhere than Runware's hosts is never posted
             group.append((number[r.id], r, data))
             used += len(data or b"")
         if group:

@@ -42,7 +42,9 @@ def clip_line(job: Job, result: ClipResult, n: int, *, link: bool) -> str:
     if job.dry_run and result.cost_micros is not None:
         cost += " (simulated)"
     head = f"**#{n}** · {job.resolution} · {job.duration} s · {seed} · {cost}"
-    if link:
+    if link and not result.video_url:  # the clip's URL is not on Runware's hosts: never shown
+        head += "\n(the clip could not be fetched from Runware, so it is not attached; try Reroll)"
+    elif link:
         head += f"\n{result.video_url} (too large to attach here)"
     return head
 

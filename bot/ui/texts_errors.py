@@ -119,6 +119,7 @@ _WORDS: dict[str, Callable[[Mapping[str, Any]], str]] = {
         f"{d['resolution']} clips can't be {d['duration']} s long. Allowed: {allowed_pairs_text()}."
     ),
     "prompt_empty": lambda d: "The prompt is empty. Describe the clip you want, in at least 2 characters.",
+    "prompt_control_characters": lambda d: "The prompt holds control characters. Remove them and send it again.",
     "prompt_too_short": lambda d: (
         f"The prompt is too short ({d['length']} character). Use at least {d['minimum']} characters."
     ),

@@ -212,3 +212,25 @@ async def test_sqlite_with_only_some_of_the_shards_is_refused_at_start_up_in_one
     line = result.one_line()
     assert "SQLite serves one process" in line and "database.url" in line
     assert not (tmp_path / "data").exists()  # refused before anything was opened
+
+
+@pytest.mark.parametrize("command", [["generate", "a fox in the snow", "--dry-run"], ["doctor"], []])
+async def test_a_webhook_secret_with_a_space_is_one_line_that_never_shows_the_secret(
+    tmp_path: Path, command: list[str]
+) -> None:
+    secret = "my webhook secret/with+slashes"
+    env = {"WEBHOOK_SECRET": secret, "HAILUO_WEBHOOK__PUBLIC_URL": "https://bot.example", "DISCORD_TOKEN": TOKEN}
+    env["HAILUO_WEBHOOK__LISTEN"] = "127.0.0.1:8080"
+    r = await run_cli(tmp_path, *command, env=env)
+    line = r.one_line()
+    assert r.code == EX_CONFIG
+    assert "WEBHOOK_SECRET: webhook.secret: must be URL-safe" in line
+    assert secret not in r.out + r.err and "my webhook" not in r.out + r.err
+
+
+async def test_doctor_names_a_model_the_bot_does_not_speak_in_one_line(tmp_path: Path) -> None:
+    r = await run_cli(
+        tmp_path, "doctor", env={"HAILUO_RUNWARE__MODEL": "minimax:3@2", "HAILUO_LIMITS__MEMBER_DAY_USD": "1"}
+    )
+    line = r.one_line()
+    assert r.code == EX_CONFIG and "runware.model" in line and "minimax:3@1" in line

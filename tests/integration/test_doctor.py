@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.cli import main
-from bot.core.engine import Engine
+from bot.core.engine import Engine, StartupError
 from bot.doctor import (
     Finding,
     check_config,
@@ -111,6 +112,34 @@ async def test_database_that_cannot_be_created_is_one_line_with_the_fix(settings
     blocker.write_text("a file where the database folder should be")
     f = await check_database(settings_for(database={"path": str(blocker / "bot.sqlite3")}))
     assert_one_line_problem(f, str(blocker / "bot.sqlite3"), "writable", "database.path")
+
+
+async def test_a_corrupt_database_file_is_not_told_to_make_its_folder_writable(
+    settings_for: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "bot.sqlite3"
+    path.write_bytes(b"this is not a SQLite file at all, just some bytes " * 100)
+    f = await check_database(settings_for(database={"path": str(path)}))
+    assert_one_line_problem(f, str(path), "not a SQLite database or is damaged", "backup")
+    assert "writable" not in f.text
+
+
+async def test_a_database_from_a_newer_build_says_so(settings_for: Any, tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 999")
+    f = await check_database(settings_for(database={"path": str(path)}))
+    assert_one_line_problem(f, str(path), "newer than this build", "upgrade hailuo-bot")
+    assert "writable" not in f.text
+
+
+async def test_the_bot_start_names_a_corrupt_database_plainly(settings_for: Any, tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    path.write_bytes(b"SQLite format 2\x00" + b"garbage" * 1000)
+    with pytest.raises(StartupError) as err:
+        await Engine(settings_for(database={"path": str(path)})).start()
+    message = err.value.detail
+    assert "not a SQLite database or is damaged" in message and "writable" not in message and "\n" not in message
 
 
 async def test_discord_token_valid(settings_for: Any, discord: FakeDiscord) -> None:

@@ -98,13 +98,17 @@ def make_proc(eng: Engine, clock: Clock, owner: str) -> Proc:
 
 
 @pytest.fixture
-def a(engine: Engine, clock: Clock) -> Proc:
-    return make_proc(engine, clock, "process-a")
+async def a(engine: Engine, clock: Clock) -> AsyncIterator[Proc]:
+    p = make_proc(engine, clock, "process-a")
+    yield p
+    await p.tracker.delivery_pool.stop(0)
 
 
 @pytest.fixture
-def b(engine: Engine, clock: Clock) -> Proc:
-    return make_proc(engine, clock, "process-b")
+async def b(engine: Engine, clock: Clock) -> AsyncIterator[Proc]:
+    p = make_proc(engine, clock, "process-b")
+    yield p
+    await p.tracker.delivery_pool.stop(0)
 
 
 def polled(sim: RunwareSimulator) -> list[str]:
@@ -202,6 +206,12 @@ class BlockingSink(RecordingSink):
         return await super().deliver(job, results, redelivery=redelivery)
 
 
+async def deliver_now(p: Proc) -> None:
+    """Hand leftovers to the process's delivery pool and wait for it."""
+    await p.tracker.deliver_leftovers()
+    await p.tracker.delivery_pool.idle()
+
+
 async def finished_job(engine: Engine, p: Proc, sim: RunwareSimulator) -> Job:
     job = await p.service.create(VideoOptions(prompt="a clip to post once"), ALICE)
     sim.finish(job.task_uuid)
@@ -218,7 +228,7 @@ async def test_a_clip_being_posted_by_one_process_is_not_posted_by_the_other(
     await asyncio.wait_for(slow.entered.wait(), 5)
 
     await b.tracker.sweep_once()  # sees the result mid-delivery, held by A
-    await b.tracker.deliver_leftovers()
+    await deliver_now(b)
     assert b.sink.delivered == []
 
     slow.go.set()
@@ -226,7 +236,7 @@ async def test_a_clip_being_posted_by_one_process_is_not_posted_by_the_other(
     assert [d[0] for d in slow.delivered] == [job.id]
     [result] = await engine.jobs.results(job.id)
     assert result.state is ResultState.DELIVERED
-    await b.tracker.deliver_leftovers()
+    await deliver_now(b)
     assert b.sink.delivered == []
 
 
@@ -238,13 +248,14 @@ async def test_a_clip_whose_poster_died_is_posted_by_the_other_process_as_a_rede
     job = await finished_job(engine, a, sim)
     posting = asyncio.create_task(a.tracker.sweep_once())
     await asyncio.wait_for(slow.entered.wait(), 5)
-    posting.cancel()  # A is killed mid-post: the result stays "delivering" under A's lease
+    await a.tracker.delivery_pool.stop(0)  # A is killed mid-post: the result stays "delivering" under A's lease
+    posting.cancel()
     await asyncio.gather(posting, return_exceptions=True)
 
-    await b.tracker.deliver_leftovers()
+    await deliver_now(b)
     assert b.sink.delivered == []
     clock.now += timedelta(seconds=LEASE + 1)
-    await b.tracker.deliver_leftovers()
+    await deliver_now(b)
     [result] = await engine.jobs.results(job.id)
     # B checks the channel first (redelivery=True): A may have posted before it died; the nonce backs that up.
     assert b.sink.delivered == [(job.id, [result.id], True)]

@@ -69,7 +69,7 @@ NON_DEFAULT: list[tuple[str, str, str, Any]] = [
     ("discord", "shard_count", "4", 4),
     ("discord", "shard_ids", "[0, 1]", [0, 1]),
     ("runware", "api_base", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"),
-    ("runware", "model", "minimax:3@2", "minimax:3@2"),
+    ("runware", "model", "minimax:3@1", "minimax:3@1"),  # the only model there is; any other is refused at load
     ("runware", "output_format", "WEBM", "WEBM"),
     ("runware", "output_quality", "80", 80),
     ("runware", "ttl", "3600", 3600),

@@ -175,6 +175,29 @@ async def test_clearing_a_limit_lifts_it(ledger: SpendLedger, guilds: GuildStore
     assert await fill(ledger, job(ALICE)) == 7  # back on the $2.00 default
 
 
+async def test_a_zero_limit_blocks_even_a_zero_priced_job(ledger: SpendLedger, guilds: GuildStore) -> None:
+    await guilds.set_limit(GUILD, MOD, Scope.MEMBER, ALICE, Period.DAY, 0)
+    with pytest.raises(OverLimit) as err:
+        await reserve(ledger, job(ALICE, estimate=0))
+    assert err.value.limit_amount == 0 and err.value.scope is Scope.MEMBER
+    await reserve(ledger, job(BOB, estimate=0))  # a $0 job still fits a limit that is not $0
+
+
+async def test_a_cancelled_job_still_running_at_runware_counts_against_the_concurrency_cap(
+    ledger: SpendLedger, db: Database
+) -> None:
+    jobs = JobStore(db)
+    first, second = [await reserve(ledger, job(estimate=1), cap=2) for _ in range(2)]
+    for job_id in (first, second):
+        await jobs.transition(job_id, JobState.SUBMITTED)
+        await jobs.transition(job_id, JobState.CANCELLED)  # the member cancelled; Runware still runs it
+    with pytest.raises(ConcurrencyLimited) as err:
+        await reserve(ledger, job(estimate=1), cap=2)
+    assert (err.value.running, err.value.cap) == (2, 2)
+    await ledger.release(first)  # Runware finished the first one: its hold closed
+    await reserve(ledger, job(estimate=1), cap=2)
+
+
 # -- what counts, and when -------------------------------------------------------------------------------------------
 
 
@@ -294,9 +317,14 @@ async def test_concurrency_cap_holds_under_a_race_and_frees_when_jobs_end(ledger
     await jobs.transition(accepted[0], JobState.SUBMITTED)
     with raises_saying(ConcurrencyLimited, "3 unfinished"):
         await reserve(ledger, big, cap=3)
-    await jobs.transition(accepted[0], JobState.CANCELLED)  # cancelled jobs do not count
+    await jobs.transition(accepted[0], JobState.CANCELLED)  # still runs (and bills) at Runware: it counts
     await jobs.transition(accepted[1], JobState.FAILED)
     await reserve(ledger, replace(big, task_uuid="after-1"), cap=3)
+    with pytest.raises(ConcurrencyLimited):
+        await reserve(ledger, replace(big, task_uuid="after-x"), cap=3)
+    await ledger.settle(accepted[0], 1)  # Runware finished it: its hold closed, so it no longer counts
+    await reserve(ledger, replace(big, task_uuid="after-1b"), cap=3)
+    await jobs.transition(accepted[2], JobState.FAILED)
     await reserve(ledger, replace(big, task_uuid="after-2"), cap=3)
     with pytest.raises(ConcurrencyLimited):
         await reserve(ledger, replace(big, task_uuid="after-3"), cap=3)

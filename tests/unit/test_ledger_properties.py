@@ -114,8 +114,8 @@ def model_fits(rows: list[Row], user_id: int, channel_id: int, estimate: Micros,
         used = sum(
             r.used() for r in rows if r.dry_run == dry_run and in_window(r, limit, now) and covers(limit, r, user_id)
         )
-        if used + estimate > limit.amount_micros:
-            return False
+        if limit.amount_micros == 0 or used + estimate > limit.amount_micros:
+            return False  # a $0 limit blocks every job
     return True
 
 

@@ -158,3 +158,66 @@ def test_public_url_needs_a_fixed_port(tmp_path: Path) -> None:
 def test_overrides_apply_last(tmp_path: Path) -> None:
     settings, _ = load_settings(write(tmp_path, "dry_run = false\n"), overrides={"dry_run": True})
     assert settings.dry_run is True
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[limits]\nmember_day_usd = inf\n", "limits.member_day_usd"),
+        ("[limits]\nserver_month_usd = nan\n", "limits.server_month_usd"),
+        ("[limits]\nmember_month_usd = 1e13\n", "limits.member_month_usd"),
+        ("[limits]\nmember_week_usd = -1\n", "limits.member_week_usd"),
+        ('[pricing]\n"768p-6" = inf\n', "pricing"),
+        ('[pricing]\n"768p-10" = nan\n', "pricing"),
+        ('[pricing]\n"1080p-6" = 1e13\n', "pricing"),
+        ("[runware]\nmax_wait = inf\n", "runware.max_wait"),
+        ("[runware]\npoll_interval = nan\n", "runware.poll_interval"),
+        ("[delivery]\ndownload_timeout = 1e13\n", "delivery.download_timeout"),
+        ('[runware]\nmodel = "minimax:3@2"\n', "runware.model"),
+        ('[runware]\nupload_endpoint = "ftp://files.example/{task_uuid}"\n', "runware.upload_endpoint"),
+        ('[runware]\nupload_endpoint = "/srv/clips/{task_uuid}"\n', "runware.upload_endpoint"),
+        ("[images]\nmin_side = 5000\nmax_side = 4096\n", "images"),
+    ],
+)
+def test_values_that_are_not_finite_bounded_or_usable_are_refused_at_load_in_one_line(
+    tmp_path: Path, text: str, key: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text))
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'config.toml'}: {key}: "), message
+    assert "\n" not in message
+
+
+def test_the_environment_cannot_slip_in_an_infinite_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HAILUO_LIMITS__MEMBER_DAY_USD", "Infinity")
+    with pytest.raises(ConfigError, match=r"^HAILUO_LIMITS__MEMBER_DAY_USD: limits\.member_day_usd: .*finite"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["abc/def+ghi==", "with?query", "with#fragment", "per%2Fcent", "dot..dot", "has a space", "tab\there", "ünï"],
+)
+def test_a_webhook_secret_that_is_not_url_safe_is_one_line_without_the_secret(
+    monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", secret)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    message = str(err.value)
+    assert message.startswith("WEBHOOK_SECRET: webhook.secret: must be URL-safe"), message
+    assert secret not in message and "\n" not in message
+
+
+def test_a_url_safe_webhook_secret_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", "Abc_123-xyz")
+    settings, _ = load_settings()
+    assert settings.webhook.secret.get_secret_value() == "Abc_123-xyz"
+
+
+def test_clip_hosts_are_host_names(tmp_path: Path) -> None:
+    settings, _ = load_settings(write(tmp_path, '[delivery]\nclip_hosts = ["CDN.Example.com.", "*.runware.ai"]\n'))
+    assert settings.delivery.clip_hosts == ["cdn.example.com", "*.runware.ai"]
+    with pytest.raises(ConfigError, match=r"delivery\.clip_hosts: .*is not a host name"):
+        load_settings(write(tmp_path, '[delivery]\nclip_hosts = ["http://evil.example/"]\n'))

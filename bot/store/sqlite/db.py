@@ -35,9 +35,39 @@ __all__ = [
     "SqliteDatabase",
     "from_db_time",
     "load_migrations",
+    "open_problem",
     "opt_time",
     "to_db_time",
 ]
+
+
+def open_problem(path: Path, exc: BaseException) -> str:
+    """One plain line on why the database file at `path` can't be used, with the fix that fits the cause.
+
+    Only a permission or missing-folder problem gets "make its folder writable"; a file that is not a SQLite
+    database (or is damaged) and one from a newer build each get their own line.
+    """
+    if isinstance(exc, SchemaError):
+        return f"the database {exc}"
+    text = str(exc).lower()
+    folder = (PermissionError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)
+    if isinstance(exc, folder) or (
+        isinstance(exc, OSError | aiosqlite.OperationalError)
+        and any(word in text for word in ("unable to open", "readonly", "read-only", "permission", "denied"))
+    ):
+        why = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        return (
+            f"the database {path} can't be opened ({why}): make its folder writable by this user or set database.path"
+        )
+    if isinstance(exc, aiosqlite.DatabaseError) and any(
+        word in text for word in ("not a database", "malformed", "corrupt", "encrypted")
+    ):
+        return (
+            f"the database {path} is not a SQLite database or is damaged ({exc}): restore it from a backup, or move "
+            "it aside so a new one is made, or set database.path"
+        )
+    why = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+    return f"the database {path} can't be used ({why}); run `hailuo-bot doctor` for details"
 
 
 def load_migrations(source: Traversable | Path | None = None) -> list[Migration]:

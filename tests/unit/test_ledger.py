@@ -236,7 +236,9 @@ async def test_settle_charges_the_reported_cost_and_frees_the_rest(ledger: Spend
     assert await ledger.release(ids[3])
     assert not await ledger.settle(ids[3], 1)
     assert not await ledger.release(ids[2])
-    rows = await db.fetchall("SELECT job_id, status, charged_micros FROM ledger WHERE job_id IN (?, ?, ?, ?)", ids[:4])
+    rows = await db.fetchall(
+        "SELECT job_id, status, charged_micros FROM ledger WHERE job_id IN (?, ?, ?, ?) ORDER BY job_id", ids[:4]
+    )
     assert [tuple(r) for r in rows] == [
         (ids[0], "settled", usd_to_micros("0.10")),
         (ids[1], "settled", 0),

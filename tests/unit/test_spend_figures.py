@@ -1,30 +1,26 @@
-"""SpendFigures on a real SQLite file: reported per-clip costs, the operator's spend, spend per hour."""
+"""SpendFigures on both backends: reported per-clip costs, the operator's spend, spend per hour."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from bot.core.models import JobState, Payer, Period, usd_to_micros
+from bot.store.driver import Database
 from bot.store.figures import SpendFigures
 from bot.store.jobs import JobStore
 from bot.store.ledger import SpendLedger
-from bot.store.sqlite.db import Database
 from tests.unit.test_ledger import GUILD, job
 
 NOW = datetime(2025, 1, 31, 22, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "bot.sqlite3")
-    await database.open()
-    yield database
-    await database.close()
+def db(database: Database) -> Database:
+    """The shared `database` fixture: each test runs on SQLite and on PostgreSQL."""
+    return database
 
 
 async def finished(ledger: SpendLedger, jobs: JobStore, *, clips: int, cost: int, at: datetime, **kw: object) -> int:

@@ -41,9 +41,6 @@ class Recovery:
         self._settings = settings
         #: Claims shared with other processes (SPEC §10); None: this process is alone with the database.
         self._leases = leases
-        # A young RESERVED job may be mid-submit in some process; one older than this (or than a lease, which its
-        # owner would have renewed) was interrupted.
-        self._grace = min(RESERVED_GRACE, timedelta(seconds=leases.seconds)) if leases else RESERVED_GRACE
         self._jobs = jobs
         self._runware = runware
         self._service = service
@@ -54,19 +51,24 @@ class Recovery:
         """Resubmit, adopt (Runware already holds it), expire or fail every interrupted RESERVED job of this mode."""
         now = self._clock()
         candidates: list[Job] = []
+        young: list[Job] = []
         for job in await self._jobs.unfinished():
             if job.state is not JobState.RESERVED or self._service.in_flight(job.id):
                 continue
             if job.dry_run != self._settings.dry_run:
                 continue  # a dry-run job never goes to the real Runware, nor a live one to the simulator
-            if not startup and now - job.created_at < self._grace:
+            if not startup and now - job.created_at < RESERVED_GRACE:
+                young.append(job)  # its process may still be setting it up (thread, status message, frames)
                 continue
             candidates.append(job)
-        if self._leases is not None and candidates:
+        if self._leases is not None:
+            # A young job whose process died (its lease lapsed) or stopped (released it) is taken over at once.
+            left = await self._leases.left_by_others([j.id for j in young]) if young else set()
+            candidates += [j for j in young if j.id in left]
             # Only the jobs no live process holds; a job never leased may be one another process reserves just now.
             fresh_start = startup and not self._leases.shared
             claimed = await self._leases.claim_jobs(
-                [j.id for j in candidates], unleased_before=None if fresh_start else now - self._grace
+                [j.id for j in candidates], unleased_before=None if fresh_start else now - RESERVED_GRACE
             )
             candidates = [j for j in candidates if j.id in claimed]
         for job in candidates:

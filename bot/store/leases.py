@@ -103,6 +103,19 @@ class Leases:
         young = " AND (lease_until IS NOT NULL OR created_at < ?)"
         return await self._claim("jobs", job_ids, unfinished + young, (to_db_time(unleased_before),))
 
+    async def left_by_others(self, job_ids: Iterable[int]) -> set[int]:
+        """Of these jobs, the ones another process held and let go: its lease lapsed (it died) or it released it."""
+        now, _ = self._times()
+        got: set[int] = set()
+        for chunk in _chunks(job_ids):
+            rows = await self._db.fetchall(
+                f"SELECT id FROM jobs WHERE id IN ({marks(len(chunk))}) AND lease_until IS NOT NULL "
+                "AND lease_until <= ? AND (lease_owner IS NULL OR lease_owner <> ?)",
+                (*chunk, now, self.owner),
+            )
+            got.update(int(row[0]) for row in rows)
+        return got
+
     async def claim_job(self, job_id: int) -> bool:
         return job_id in await self.claim_jobs([job_id])
 

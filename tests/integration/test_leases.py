@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.engine import Engine
-from bot.core.models import ClipResult, Job, JobState, ResultState
+from bot.core.models import ClipResult, ImageInput, Job, JobState, ResultState
 from bot.core.recovery import Recovery
 from bot.core.service import Requester, VideoOptions, VideoService
 from bot.core.sink import Delivered
@@ -24,6 +24,7 @@ from bot.runware.models import VideoInferenceTask
 from bot.simulator.server import RunwareSimulator
 from bot.store.leases import Leases
 from tests.helpers import Clock, RecordingSink, make_settings, open_test_database
+from tests.runware_helpers import png_bytes
 
 ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))
 LEASE = 30.0
@@ -342,3 +343,18 @@ async def test_concurrent_claims_from_two_connections_split_the_jobs_without_err
     by_a = set().union(*claimed[1::2])
     by_b = set().union(*claimed[0::2])
     assert by_a.isdisjoint(by_b) and by_a | by_b == set(ids)
+
+
+async def test_a_process_never_fails_its_own_job_being_set_up_before_the_grace_however_short_its_lease(
+    engine: Engine, a: Proc, b: Proc, clock: Clock
+) -> None:
+    frame = ImageInput(filename="f.png", data=png_bytes((64, 64)), mime="image/png", width=64, height=64)
+    plan = await a.service.plan(VideoOptions(prompt="frames still uploading", first_frame=frame), ALICE)
+    job = await a.service.reserve(plan)  # no task stored until the frames are at Runware
+    clock.now += timedelta(seconds=LEASE + 1)  # longer than a lease, shorter than the 60 s grace
+    await a.recovery.recover_reserved()
+    assert (await engine.jobs.get(job.id)).state is JobState.RESERVED  # type: ignore[union-attr]
+    await b.recovery.recover_reserved()  # but if A is gone (its lease lapsed), B finishes it: never sent, released
+    failed = await engine.jobs.get(job.id)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert await engine.ledger.held_job_ids() == []

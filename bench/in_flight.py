@@ -156,7 +156,7 @@ async def one_process(db: str, base_url: str, counts_url: str, jobs: int) -> dic
     engine = Engine(settings(db, base_url), serve_webhooks=False)
     await engine.start(NullSink())
     try:
-        await engine.service.recover_reserved(startup=True)
+        await engine.recovery.recover_reserved(startup=True)
         await engine.tracker.sweep_once()
         out["resume_s"] = time.perf_counter() - began
     finally:

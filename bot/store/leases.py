@@ -75,23 +75,47 @@ class Leases:
     ) -> set[int]:
         got: set[int] = set()
         now, until = self._times()
-        for chunk in _chunks(ids):
-            free = "(lease_until IS NULL OR lease_until <= ? OR lease_owner = ?)"
-            where = f"id IN ({marks(len(chunk))}) AND {free}{extra}"
-            if self._db.dialect == "postgres":
-                # Rows another claim has locked this instant are skipped, not waited for: two processes claiming
-                # overlapping batches never queue behind each other nor deadlock; the rows skipped stay theirs.
-                where = f"id IN (SELECT id FROM {table} WHERE {where} ORDER BY id FOR UPDATE SKIP LOCKED)"
-            async with self._lock, self._db.transaction() as conn:
+        chunks = _chunks(ids)
+        if not chunks:
+            return got
+        async with self._lock, self._db.transaction() as conn:  # one commit for the whole batch
+            for chunk in chunks:
+                ids_in = f"id IN ({marks(len(chunk))})"
+                # Already this process's and live: nothing to write (the lease keeper renews them).
+                held = await conn.fetchall(
+                    f"SELECT id FROM {table} WHERE {ids_in} AND lease_owner = ? AND lease_until > ?{extra}",
+                    (*chunk, self.owner, now, *extra_params),
+                )
+                got.update(int(row[0]) for row in held)
+                where = f"{ids_in} AND (lease_until IS NULL OR lease_until <= ?){extra}"
+                if self._db.dialect == "postgres":
+                    # Rows another claim has locked this instant are skipped, not waited for: two processes claiming
+                    # overlapping batches never queue behind each other nor deadlock; the rows skipped stay theirs.
+                    where = f"id IN (SELECT id FROM {table} WHERE {where} ORDER BY id FOR UPDATE SKIP LOCKED)"
+                rows = await conn.fetchall(
+                    f"UPDATE {table} SET lease_owner = ?, lease_until = ? WHERE {where} RETURNING id",
+                    (self.owner, until, *chunk, now, *extra_params),
+                )
+                got.update(int(row[0]) for row in rows)
+        return got
+        free = "(lease_until IS NULL OR lease_until <= ? OR lease_owner = ?)"
+        async with self._lock, self._db.transaction() as conn:  # one commit for the whole batch
+            for chunk in chunks:
+                where = f"id IN ({marks(len(chunk))}) AND {free}{extra}"
+                if self._db.dialect == "postgres":
+                    # Rows another claim has locked this instant are skipped, not waited for: two processes claiming
+                    # overlapping batches never queue behind each other nor deadlock; the rows skipped stay theirs.
+                    where = f"id IN (SELECT id FROM {table} WHERE {where} ORDER BY id FOR UPDATE SKIP LOCKED)"
                 rows = await conn.fetchall(
                     f"UPDATE {table} SET lease_owner = ?, lease_until = ? WHERE {where} RETURNING id",
                     (self.owner, until, *chunk, now, self.owner, *extra_params),
                 )
-            got.update(int(row[0]) for row in rows)
+                got.update(int(row[0]) for row in rows)
         return got
 
     async def claim_jobs(self, job_ids: Iterable[int], *, unleased_before: datetime | None = None) -> set[int]:
-        """Claim (or renew) jobs for this process; returns the ids it now holds.
+        """Claim jobs for this process; returns the ids it now holds (its own live leases included, left as they are:
+        `renew` pushes them back).
 
         `unleased_before`: a job that never had a lease (lease_until NULL) is claimed only if created before this time
         (a job another process has just reserved gets its lease a moment after its row, so a young one is left

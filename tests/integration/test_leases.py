@@ -308,7 +308,7 @@ async def test_claims_take_free_lapsed_or_own_leases_of_unfinished_work_only(eng
     assert await b.claim_jobs([young.id], unleased_before=clock() - timedelta(seconds=LEASE)) == set()
     assert await a.claim_jobs([young.id]) == {young.id}
     assert await b.claim_jobs([young.id]) == set()
-    assert await a.claim_jobs([young.id]) == {young.id}  # renewing is claiming again
+    assert await a.claim_jobs([young.id]) == {young.id}  # its own live lease counts as held
     clock.now += timedelta(seconds=LEASE + 1)
     assert await b.claim_jobs([young.id]) == {young.id}
     assert await engine.jobs.transition(young.id, JobState.FAILED, error="stopped")

@@ -100,7 +100,9 @@ class HailuoBot(commands.AutoShardedBot):
         engine = Engine(self.settings, extra_health=self._discord_health)
         self._engine = engine
         await engine.start()
-        status = StatusReporter(self, engine.jobs, interval=self.settings.delivery.status_edit_interval)
+        status = StatusReporter(
+            self, engine.jobs, interval=self.settings.delivery.status_edit_interval, clock=engine.clock
+        )
         self._delivery = ClipDelivery(
             self, self.settings, engine.jobs, status, engine.runware.http, hosts=engine.clip_hosts
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bot.core.errors import UserFacingError
 from bot.core.policy import DURATIONS, RESOLUTIONS
-from bot.settings import ConfigError, Settings, load_settings
+from bot.settings import ConfigError, Settings, load_settings, updated
 
 log = logging.getLogger("bot.cli")
 
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_cfg = settings.logging
     if command and log_cfg.level == "INFO":
         # doctor's findings and generate's lines are the output: only real errors are logged besides
-        log_cfg = log_cfg.model_copy(update={"level": "ERROR"})
+        log_cfg = updated(log_cfg, {"level": "ERROR"})
     # The bot logs to stdout; doctor and generate keep stdout for their own output and log to stderr.
     setup_logging(log_cfg, secrets=[s for s in secrets if s], stream=sys.stderr if command else None)
     log.info("configuration: %s", source)

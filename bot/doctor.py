@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import discord
 from aiohttp import web
 
+from bot.app import DISCORD_REST_BASE, point_at
 from bot.core.models import format_usd
 from bot.core.policy import price_table_micros
 from bot.core.pricing import DRIFT_PERCENT, MEDIAN_OF, PriceBook
@@ -23,24 +25,31 @@ from bot.store.interface import open_database
 from bot.store.sqlite.db import open_problem
 from bot.web.webhook import PROBE_PREFIX, WEBHOOK_PREFIX, probe_body
 
-DISCORD_API = "https://discord.com/api/v10"
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 CHECK_TIMEOUT = 30.0
 DATABASE_TIMEOUT = 15.0
 LOW_BALANCE_USD = 5.0
 
-# Application flags (Discord's `application.flags`) that say which privileged intents the portal has switched on.
-PRIVILEGED_INTENT_FLAGS: dict[int, str] = {
-    1 << 12: "Presence",
-    1 << 13: "Presence",
-    1 << 14: "Server Members",
-    1 << 15: "Server Members",
-    1 << 18: "Message Content",
-    1 << 19: "Message Content",
+#: Which privileged intents the Developer Portal has switched on, as discord.py names the application flags.
+PRIVILEGED_INTENT_FLAGS: dict[str, str] = {
+    "gateway_presence": "Presence",
+    "gateway_presence_limited": "Presence",
+    "gateway_guild_members": "Server Members",
+    "gateway_guild_members_limited": "Server Members",
+    "gateway_message_content": "Message Content",
+    "gateway_message_content_limited": "Message Content",
 }
-# What the README asks for when the bot is added to a server: View Channels, Send Messages, Embed Links,
-# Attach Files, Read Message History, Create Public Threads, Send Messages in Threads.
-INVITE_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 35) | (1 << 38)
+#: What the README asks for when the bot is added to a server.
+INVITE_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    embed_links=True,
+    attach_files=True,
+    read_message_history=True,
+    create_public_threads=True,
+    send_messages_in_threads=True,
+)
+INVITE_SCOPES = ("bot", "applications.commands")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +121,8 @@ async def check_prices(settings: Settings) -> Finding:
 
 def intent_notes(flags: int) -> str | None:
     """A note on privileged intents switched on in the portal (the bot needs none), or None."""
-    names = sorted({name for bit, name in PRIVILEGED_INTENT_FLAGS.items() if flags & bit})
+    app_flags = discord.ApplicationFlags._from_value(flags)
+    names = sorted({name for attr, name in PRIVILEGED_INTENT_FLAGS.items() if getattr(app_flags, attr)})
     if not names:
         return None
     return (
@@ -122,11 +132,8 @@ def intent_notes(flags: int) -> str | None:
     )
 
 
-def invite_url(application_id: object) -> str:
-    return (
-        f"https://discord.com/oauth2/authorize?client_id={application_id}"
-        f"&scope=bot+applications.commands&permissions={INVITE_PERMISSIONS}"
-    )
+def invite_url(application_id: int) -> str:
+    return discord.utils.oauth_url(application_id, permissions=INVITE_PERMISSIONS, scopes=INVITE_SCOPES)
 
 
 async def check_discord(settings: Settings) -> Finding:
@@ -138,48 +145,49 @@ async def check_discord(settings: Settings) -> Finding:
             "DISCORD_TOKEN is not set: export DISCORD_TOKEN=<bot token from the Developer Portal → your "
             "application → Bot → Reset Token>",
         )
-    base = settings.discord.api_base or DISCORD_API
-    headers = {"Authorization": f"Bot {token}", "User-Agent": "DiscordBot (hailuo-bot doctor, 0.1)"}
-    app: dict[str, Any] = {}
+    base = settings.discord.api_base or DISCORD_REST_BASE
+    point_at(settings.discord.api_base)
+    client = discord.Client(intents=discord.Intents.none())
+    app: discord.AppInfo | None = None
     try:
-        async with aiohttp.ClientSession(timeout=TIMEOUT, headers=headers) as http:
-            async with http.get(f"{base}/users/@me") as resp:
-                if resp.status == 401:
-                    return Finding(
-                        "discord",
-                        False,
-                        "Discord refused DISCORD_TOKEN: reset the token in the Developer Portal "
-                        "(your application → Bot) and set it again",
-                    )
-                if resp.status != 200:
-                    return Finding(
-                        "discord", False, f"Discord answered HTTP {resp.status} for the bot user; try again later"
-                    )
-                user = await resp.json()
-            async with http.get(f"{base}/oauth2/applications/@me") as resp:
-                if resp.status == 200:
-                    app = await resp.json()
+        await client.login(token)  # GET /users/@me through discord.py's own HTTP client
+        try:
+            app = await client.application_info()
+        except discord.HTTPException:
+            app = None  # only used for notes and the invite link
+    except discord.LoginFailure:
+        return Finding(
+            "discord",
+            False,
+            "Discord refused DISCORD_TOKEN: reset the token in the Developer Portal "
+            "(your application → Bot) and set it again",
+        )
+    except discord.HTTPException as exc:
+        return Finding("discord", False, f"Discord answered HTTP {exc.status} for the bot user; try again later")
     except (aiohttp.ClientError, TimeoutError) as exc:
         return Finding(
             "discord",
             False,
             f"could not reach Discord at {base} ({type(exc).__name__}); check the network or discord.api_base",
         )
-    name = user.get("username", "?")
-    text = f"token is valid for bot {name!r} (id {user.get('id')}); it needs no privileged intents"
+    finally:
+        await client.close()
+    user = client.user
+    assert user is not None  # set by a successful login
+    text = f"token is valid for bot {user.name!r} (id {user.id}); it needs no privileged intents"
     notes: list[str] = []
-    odd = intent_notes(int(app.get("flags") or 0))
+    odd = intent_notes(app.flags.value) if app is not None else None
     if odd:
         notes.append(odd)
-    if app.get("bot_require_code_grant"):
+    if app is not None and app.bot_require_code_grant:
         notes.append(
             "'Requires OAuth2 Code Grant' is on, so the invite link needs a full OAuth2 flow: switch it off "
             "in the Developer Portal (your application → Bot)"
         )
     if notes:
         return Finding("discord", True, text + "; but " + "; and ".join(notes), warning=True)
-    if app.get("id"):
-        text += f"; invite it with {invite_url(app['id'])}"
+    if app is not None:
+        text += f"; invite it with {invite_url(app.id)}"
     return Finding("discord", True, text)
 
 

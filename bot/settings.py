@@ -7,8 +7,9 @@ import math
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
@@ -24,6 +25,7 @@ SECRET_ENV: dict[str, tuple[str, str]] = {
 }
 
 
+M = TypeVar("M", bound=BaseModel)
 #: Most USD any limit or price may hold: far above any real budget, far below what integer micro-dollars can hold.
 MAX_USD = 1_000_000.0
 #: Longest wait any seconds-setting may ask for (30 days).
@@ -340,6 +342,19 @@ def _bad_json_env() -> str:
     return "environment"
 
 
+def _merged(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        old = out.get(key)
+        out[key] = _merged(old, value) if isinstance(old, dict) and isinstance(value, Mapping) else value
+    return out
+
+
+def updated(model: M, update: Mapping[str, Any]) -> M:
+    """`model` with `update` applied (nested sections merged) and validated again, unlike `model_copy(update=…)`."""
+    return type(model).model_validate(_merged(model.model_dump(), update))
+
+
 def load_settings(path: Path | None = None, *, overrides: dict[str, Any] | None = None) -> tuple[Settings, str]:
     """Load settings; return them with a one-line note of where they came from. Raises ConfigError."""
     if path is not None:
@@ -362,7 +377,7 @@ def load_settings(path: Path | None = None, *, overrides: dict[str, Any] | None 
     try:
         settings = Settings(**data)
         if overrides:
-            settings = settings.model_copy(update=overrides)
+            settings = updated(settings, overrides)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, str(path) if path else "environment")) from None
     except SettingsError:  # e.g. HAILUO_DISCORD__DEV_GUILD_IDS that is not valid JSON

@@ -67,3 +67,9 @@ async def database(db_target: Path | str) -> AsyncIterator[Database]:
     await db.open()
     yield db
     await db.close()
+
+
+@pytest.fixture
+def db(database: Database) -> Database:
+    """This test's database, on each backend in turn (the store, job and ledger tests call it `db`)."""
+    return database

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -18,6 +19,7 @@ from bot.core.models import ClipResult, Job, JobState, Payer
 from bot.core.sink import Delivered
 from bot.settings import Settings
 from bot.store.interface import Database, open_database
+from bot.store.jobs import NewJob
 from bot.ui.texts_errors import error_text, failure_text
 from tests.runware_helpers import SIM_KEY
 
@@ -135,6 +137,36 @@ class RecordingSink:
 
     async def job_cancelled(self, job: Job) -> None:
         self.cancelled.append(job.id)
+
+
+def new_job(**changes: Any) -> NewJob:
+    """A job about to be reserved: one member-paid 768p clip of 6 s in guild 1, channel 2; override any field."""
+    base = NewJob(
+        task_uuid="task-1",
+        guild_id=1,
+        channel_id=2,
+        budget_channel_id=2,
+        user_id=3,
+        payer=Payer.MEMBER,
+        pool_channel_id=None,
+        prompt="a cat on a skateboard",
+        resolution="768p",
+        duration=6,
+        variations=1,
+        prompt_optimizer=False,
+        frame_count=0,
+        params={},
+        estimate_micros=280_000,
+        dry_run=False,
+    )
+    return replace(base, **changes)
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on (just now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class Clock:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
-
-from PIL import Image
 
 from bot.runware.models import VideoInferenceTask, new_task_uuid
 
@@ -31,12 +28,6 @@ def video_task(**overrides: Any) -> VideoInferenceTask:
     }
     values.update(overrides)
     return VideoInferenceTask(**values)
-
-
-def png_bytes(size: tuple[int, int] = (8, 8), color: str = "red") -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @dataclass

@@ -23,6 +23,7 @@ from bot.core.clips import ClipHosts
 from bot.core.errors import UserFacingError
 from bot.core.metrics import Metrics
 from bot.core.models import Period, usd_to_micros, utc_now
+from bot.core.offers import OfferDesk
 from bot.core.policy import price_table_micros
 from bot.core.pricing import PriceBook
 from bot.core.recovery import Recovery
@@ -42,6 +43,7 @@ from bot.store.interface import Database, Guilds, Jobs, Ledger, open_database
 from bot.store.jobs import JobStore
 from bot.store.leases import Leases
 from bot.store.ledger import SpendLedger
+from bot.store.offers import OfferStore
 from bot.store.sqlite.db import open_problem
 from bot.web.webhook import WebhookDeps, WebhookServer, webhook_url
 
@@ -174,6 +176,9 @@ class Engine:
             blocklist=BlocklistGuard(self.blocklists),
             prices=self.prices,
         )
+        self.offers = OfferDesk(
+            offers=OfferStore(self.db, clock=self._clock), guilds=self.guilds, ledger=self.ledger, clock=self._clock
+        )
         self.recovery = Recovery(
             settings=s,
             jobs=self.jobs,
@@ -303,12 +308,18 @@ class Engine:
         log.warning("WEBHOOK_SECRET is not set: generated one and kept it in the database so webhooks survive restarts")
         return made
 
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The clock every part of this engine reads (tests inject one they move by hand)."""
+        return self._clock
+
     async def health(self) -> dict[str, bool]:
         checks: dict[str, bool] = {}
         try:
             await self.db.fetchone("SELECT 1")
             checks["database"] = True
-        except Exception:
+        except Exception as exc:
+            log.warning("health: the database check failed: %s: %s", type(exc).__name__, exc)
             checks["database"] = False
         checks["tracker"] = self.tracker.healthy
         if self._extra_health is not None:
@@ -322,5 +333,9 @@ class Engine:
                 await self.service.drain(drain_timeout)
             except TimeoutError:
                 log.warning("shutdown: submits still in flight after %.0fs", drain_timeout)
+        if self.webhook_server is not None:
+            # No new webhook may spawn work once the tracker drains, nor reach a closing database: stop listening
+            # (letting requests in flight finish) before anything else closes.
+            await self.webhook_server.close()
         await self._stack.aclose()
         self.started = False

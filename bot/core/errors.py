@@ -122,14 +122,18 @@ class Failure:
     data: Mapping[str, Any] = field(default_factory=dict)
 
     def dump(self) -> str:
-        return json.dumps({"kind": self.kind.value, **self.data}, sort_keys=True)
+        return json.dumps({"failure": self.kind.value, "data": dict(self.data)}, sort_keys=True)
 
     @classmethod
     def load(cls, stored: str) -> Failure:
+        """Read `dump`'s JSON back; anything else is a reason stored as words by an older version."""
         try:
             raw = json.loads(stored)
-            return cls(FailureKind(raw.pop("kind")), raw)
-        except (ValueError, TypeError, KeyError, AttributeError):
+            data = raw["data"]
+            if not isinstance(data, dict):
+                raise TypeError("data must be an object")
+            return cls(FailureKind(raw["failure"]), data)
+        except (ValueError, TypeError, KeyError):
             return cls(FailureKind.TEXT, {"text": stored})
 
     def __str__(self) -> str:

@@ -7,13 +7,13 @@ CPU-bound, so the async entry point runs it in a worker thread.
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 
 from PIL import Image
 
 from bot.core.errors import InputError
 from bot.core.models import ImageInput
+from bot.runware.models import sniff_image
 from bot.settings import ImageSettings
 
 #: mime -> the Pillow format that decodes it
@@ -29,17 +29,6 @@ _OTHER_KINDS: tuple[tuple[bytes, str], ...] = (
     (b"%PDF", "pdf"),
     (b"\x00\x00\x01\x00", "icon"),
 )
-
-
-def sniff_mime(data: bytes) -> str | None:
-    """The image type the bytes say they are (PNG, JPEG or WEBP), whatever the file is called."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def other_kind(data: bytes) -> str | None:
@@ -64,7 +53,7 @@ def check_image(filename: str, data: bytes, cfg: ImageSettings) -> ImageInput:
         raise too_large(filename, len(data), cfg.max_bytes)
     if not data:
         raise InputError("image_empty", filename=name)
-    mime = sniff_mime(data)
+    mime = sniff_image(data)  # the same check Runware makes: content, not the name
     if mime is None:
         raise InputError("image_not_image", filename=name, kind=other_kind(data))
     kind = PIL_FORMATS[mime]
@@ -99,8 +88,3 @@ def _check_dimensions(name: str, width: int, height: int, cfg: ImageSettings) ->
 async def read_image(filename: str, data: bytes, cfg: ImageSettings) -> ImageInput:
     """Check one attachment off the event loop; see check_image."""
     return await asyncio.to_thread(check_image, filename, data, cfg)
-
-
-def to_data_uri(img: ImageInput) -> str:
-    """The image as a `data:` URI, which Runware accepts wherever it takes an image."""
-    return f"data:{img.mime};base64,{base64.b64encode(img.data).decode('ascii')}"

@@ -92,31 +92,9 @@ class ImageInput:
 
 
 @dataclass(frozen=True, slots=True)
-class JobRequest:
-    """What a member (or the CLI) asked for, after validation."""
+class JobSpec:
+    """What a job is: who asked where, for what, paid by whom, and its estimate (a new job's and a stored one's)."""
 
-    prompt: str
-    resolution: str  # "768p" | "1080p"
-    duration: int  # seconds
-    variations: int
-    prompt_optimizer: bool
-    guild_id: int  # 0 for the CLI
-    channel_id: int  # where the command was used (0 for the CLI)
-    user_id: int
-    first_frame: ImageInput | None = None
-    last_frame: ImageInput | None = None
-    role_ids: tuple[int, ...] = ()
-    parent_channel_id: int | None = None  # when channel_id is a thread: its parent, whose rules apply
-    payer: Payer = Payer.MEMBER
-    parent_job_id: int | None = None  # reroll / remix origin
-    dry_run: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A job row as stored."""
-
-    id: int
     task_uuid: str
     guild_id: int
     channel_id: int
@@ -129,11 +107,18 @@ class Job:
     variations: int
     prompt_optimizer: bool
     frame_count: int
-    state: JobState
     estimate_micros: Micros
+    dry_run: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Job(JobSpec):
+    """A job row as stored."""
+
+    id: int
+    state: JobState
     cost_micros: Micros | None
     error: str | None
-    dry_run: bool
     created_at: datetime
     updated_at: datetime
     submitted_at: datetime | None = None

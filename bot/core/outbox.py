@@ -8,6 +8,7 @@ given up with the results kept.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -96,7 +97,8 @@ class Outbox:
             )
             await self._record([Delivered(r.id, ok=False, how="undeliverable") for r in results])
             return
-        delay = 0.0 if failures == 1 else min(DELIVERY_BACKOFF_MAX, DELIVERY_BACKOFF_BASE * 2 ** (failures - 2))
+        step = min(DELIVERY_BACKOFF_MAX, DELIVERY_BACKOFF_BASE * 2 ** (failures - 2))
+        delay = 0.0 if failures == 1 else step / 2 + random.uniform(0, step / 2)  # jitter
         self._failures[job.id] = (failures, time.monotonic() + delay)
 
     async def _record(self, outcomes: Sequence[Delivered]) -> None:

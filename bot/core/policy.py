@@ -17,7 +17,6 @@ RESOLUTIONS: tuple[str, ...] = tuple(RESOLUTION_SIZES)
 DURATIONS: tuple[int, ...] = (6, 10)
 PROMPT_MIN, PROMPT_MAX = 2, 2000
 MAX_VARIATIONS = 20
-FPS = 25
 
 
 def check_resolution_duration(resolution: str, duration: int) -> tuple[int, int]:

@@ -39,7 +39,7 @@ from bot.core.pricing import PriceBook
 from bot.core.tracker import JobTracker
 from bot.runware.client import RunwareClient
 from bot.runware.errors import RunwareError, RunwareUnavailable
-from bot.runware.models import VideoInferenceTask
+from bot.runware.models import FPS, VideoInferenceTask
 from bot.settings import Settings
 from bot.store.guilds import ChannelRule, GuildConfig
 from bot.store.interface import Guilds, Jobs, Ledger
@@ -154,7 +154,7 @@ class VideoService:
         """Check every limit and the concurrency cap and write the job with its hold, in one transaction."""
         who = plan.who
         task_uuid = str(uuid.uuid4())
-        params: dict[str, Any] = {"safety_mode": plan.safety_mode.value}
+        params: dict[str, Any] = {**plan.extra, "safety_mode": plan.safety_mode.value}  # extra: e.g. "extend"
         if not plan.images:  # nothing to upload: store the exact task now, so a crash before the submit can redo it
             params["task"] = self.build_task(task_uuid, plan, list(plan.frames))
         new = NewJob(
@@ -278,7 +278,7 @@ class VideoService:
             "width": plan.width,
             "height": plan.height,
             "duration": plan.duration,
-            "fps": 25,
+            "fps": FPS,
             "numberResults": plan.variations,
             "deliveryMethod": "async",
             "includeCost": True,
@@ -343,7 +343,8 @@ class VideoService:
         """Reroll (same prompt) or remix (new prompt) as a new job paid by whoever clicked."""
         job = await self.job_for(job_id, who.guild_id)
         plan = await self.plan(self.options_from(job, prompt=prompt), who)
-        return replace(plan, parent_job_id=job.id)
+        keep = {k: job.extra[k] for k in ("extend",) if k in job.extra}  # a rerolled extension still continues
+        return replace(plan, parent_job_id=job.id, extra=keep)
 
     async def cancel(self, job_id: int, who: Requester) -> Job:
         job = await self.job_for(job_id, who.guild_id)

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: How many sweeps in a row Runware may say "not found" for a job it acknowledged before we give up on it.
 NOT_FOUND_STRIKES = 3
+#: The tracker reads unhealthy when no sweep has ended for this many poll intervals.
+STALL_INTERVALS = 3
 
 
 def sane_cost(job: Job, cost: int | None) -> int | None:
@@ -73,6 +75,8 @@ class JobTracker:
         self._not_found: defaultdict[int, int] = defaultdict(int)
         self._tasks = TaskGroup("tracker")
         self.loop = Loop("poll-sweep", self.poll_once, poll_interval)
+        self._poll_interval = poll_interval
+        self._swept_at: datetime | None = None  # when the last sweep ended (or the loop started)
         self.outbox = Outbox(
             jobs=jobs, job_lock=self._job_lock, sink=sink or NullSink(), metrics=metrics, leases=leases
         )
@@ -88,6 +92,7 @@ class JobTracker:
     async def start(self) -> None:
         """Resume what a previous run left, then poll on an interval."""
         await self.resume()
+        self._swept_at = self._clock()
         self.loop.start()
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
@@ -99,7 +104,10 @@ class JobTracker:
 
     @property
     def healthy(self) -> bool:
-        return self.loop.running
+        """Polling runs and a sweep ended within 3 × poll_interval (a hung sweep reads unhealthy)."""
+        if not self.loop.running or self._swept_at is None:
+            return False
+        return (self._clock() - self._swept_at).total_seconds() <= STALL_INTERVALS * self._poll_interval
 
     def spawn_check(self, job_id: int) -> None:
         """Look at a job again soon (after a webhook wrote something)."""
@@ -140,6 +148,12 @@ class JobTracker:
         Overdue jobs are asked about too, before they expire: after a downtime longer than max_wait, Runware may
         have finished (and billed) them, and their clips must be posted and charged, not dropped.
         """
+        try:
+            await self._sweep()
+        finally:
+            self._swept_at = self._clock()
+
+    async def _sweep(self) -> None:
         if self.before_sweep is not None:
             await self.before_sweep()
         now = self._clock()

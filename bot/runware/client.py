@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,8 +18,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
-from pydantic import ValidationError
 
+from bot.runware.answers import MAX_RETRY_AFTER, Answer, answer_error, envelope, retry_after_seconds, transient_status
 from bot.runware.errors import TRANSIENT_KINDS, ErrorKind, RunwareError, RunwareUnavailable, classify
 from bot.runware.models import (
     AccountDetails,
@@ -27,7 +27,6 @@ from bot.runware.models import (
     GetResponseTask,
     ImageUploadResult,
     ImageUploadTask,
-    ResponseEnvelope,
     RunwareErrorItem,
     TaskAck,
     TaskStatus,
@@ -56,6 +55,11 @@ class RunwareStats:
     request_seconds: float = 0.0
 
 
+def data_uri(data: bytes, mime: str) -> str:
+    """The image as a `data:` URI, which Runware accepts wherever it takes an image."""
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
 class RunwareClient:
     """Runware over REST. Owns the one `aiohttp.ClientSession` unless one is injected; `http` lends it out."""
 
@@ -70,6 +74,8 @@ class RunwareClient:
         backoff: float = 1.0,
         session: aiohttp.ClientSession | None = None,
         metrics: Metrics | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         if batch_size < 1 or max_attempts < 1:
             raise ValueError("batch_size and max_attempts must be at least 1")
@@ -79,6 +85,8 @@ class RunwareClient:
         self._batch_size = batch_size
         self._max_attempts = max_attempts
         self._backoff = backoff
+        self._sleep = sleep
+        self._rng = rng or random.Random()
         self._session = session
         self._owns_session = False
         self.stats = RunwareStats()
@@ -120,13 +128,13 @@ class RunwareClient:
 
     async def upload_image(self, data: bytes, mime: str) -> str:
         """Upload an image as a data URI and return its imageUUID, usable as a frame image."""
-        uri = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        uri = data_uri(data, mime)
 
         def build() -> Tasks:
             return [ImageUploadTask(task_uuid=new_task_uuid(), image=uri).to_wire()]
 
-        def read(tasks: Tasks, status: int, env: ResponseEnvelope) -> str:
-            item = self._single_item(tasks, status, env)
+        def read(tasks: Tasks, answer: Answer) -> str:
+            item = self._single_item(tasks, answer)
             return ImageUploadResult.model_validate(item).image_uuid
 
         return await self._counted(self._call(build, read))
@@ -137,8 +145,8 @@ class RunwareClient:
         def build() -> Tasks:
             return [AccountManagementTask(task_uuid=new_task_uuid()).to_wire()]
 
-        def read(tasks: Tasks, status: int, env: ResponseEnvelope) -> AccountDetails:
-            return AccountDetails.model_validate(self._single_item(tasks, status, env))
+        def read(tasks: Tasks, answer: Answer) -> AccountDetails:
+            return AccountDetails.model_validate(self._single_item(tasks, answer))
 
         return await self._counted(self._call(build, read))
 
@@ -171,7 +179,7 @@ class RunwareClient:
         last: RunwareUnavailable | None = None
         for attempt in range(self._max_attempts):
             if attempt:
-                await asyncio.sleep(self._delay(attempt))
+                await self._sleep(self._delay(attempt, last))
             try:
                 await self._submit_once(uuid, wire)
                 log.debug("task=%s accepted by Runware", uuid)
@@ -197,6 +205,8 @@ class RunwareClient:
             if exists:
                 log.info("task=%s: getResponse knows the task; the earlier submit arrived", uuid)
                 return
+            if last is not None and last.retry_after is not None and last.retry_after > MAX_RETRY_AFTER:
+                break  # Runware asked for a long pause: fail now (nothing is held, so nothing is billed)
             log.info("task=%s: getResponse does not know the task; submitting again with the same taskUUID", uuid)
         raise RunwareUnavailable(
             f"Runware did not accept the task after {self._max_attempts} attempts ({last})",
@@ -208,17 +218,14 @@ class RunwareClient:
         )
 
     async def _submit_once(self, uuid: str, wire: dict[str, Any]) -> None:
-        status, env = await self._post([wire])
-        errors = env.errors_for(uuid)
+        answer = await self._post([wire])
+        errors = answer.env.errors_for(uuid)
         if errors:
-            error = RunwareError.from_item(errors[0], status)
-            if error.transient:
-                raise RunwareUnavailable(error.message, kind=error.kind, code=error.code, http_status=status)
-            raise error
-        for item in env.items_for(uuid):
+            raise answer_error(answer.status, errors[0], retry_after=answer.retry_after)
+        for item in answer.env.items_for(uuid):
             TaskAck.model_validate(item)
             return
-        raise RunwareUnavailable("the answer held no acknowledgement for the task", http_status=status)
+        raise RunwareUnavailable("the answer held no acknowledgement for the task", http_status=answer.status)
 
     async def _task_exists(self, uuid: str) -> bool:
         def build() -> Tasks:
@@ -229,7 +236,8 @@ class RunwareClient:
 
     # ------------------------------------------------------------------------------------------------ reading
 
-    def _read_statuses(self, tasks: Tasks, status: int, env: ResponseEnvelope) -> dict[str, TaskStatus]:
+    def _read_statuses(self, tasks: Tasks, answer: Answer) -> dict[str, TaskStatus]:
+        env = answer.env
         out: dict[str, TaskStatus] = {}
         for task in tasks:
             uuid = str(task["taskUUID"])
@@ -260,7 +268,7 @@ class RunwareClient:
             for error in env.errors_for(uuid):
                 kind = classify(error.code, None)
                 if error.status != "error" and kind in TRANSIENT_KINDS:
-                    raise RunwareUnavailable(f"getResponse: {error.code}", kind=kind, code=error.code)
+                    raise answer_error(None, error, retry_after=answer.retry_after)
                 if error.status != "error" and kind is ErrorKind.NOT_FOUND:
                     not_found = True
                     continue
@@ -269,23 +277,25 @@ class RunwareClient:
             out[uuid] = result
         return out
 
-    def _single_item(self, tasks: Tasks, status: int, env: ResponseEnvelope) -> dict[str, Any]:
+    def _single_item(self, tasks: Tasks, answer: Answer) -> dict[str, Any]:
         uuid = str(tasks[0]["taskUUID"])
+        env = answer.env
         errors = env.errors_for(uuid)
         if errors:
-            error = RunwareError.from_item(errors[0], status)
-            if error.transient:
-                raise RunwareUnavailable(error.message, kind=error.kind, code=error.code, http_status=status)
-            raise error
+            raise answer_error(answer.status, errors[0], retry_after=answer.retry_after)
         items = env.items_for(uuid) or [item for item in env.data if "taskUUID" not in item]
         if not items:
-            raise RunwareUnavailable("the answer held no result for the task", http_status=status)
+            raise RunwareUnavailable("the answer held no result for the task", http_status=answer.status)
         return items[0]
 
     # ---------------------------------------------------------------------------------------------- transport
 
-    def _delay(self, attempt: int) -> float:
-        return float(self._backoff * 2 ** (attempt - 1))
+    def _delay(self, attempt: int, last: RunwareUnavailable | None = None) -> float:
+        """Exponential backoff with jitter (half fixed, half random), or Retry-After plus a little jitter."""
+        base = float(self._backoff * 2 ** (attempt - 1))
+        if last is not None and last.retry_after is not None:
+            return last.retry_after + self._rng.uniform(0, min(base, 1.0))
+        return base / 2 + self._rng.uniform(0, base / 2)
 
     async def _counted(self, call: Awaitable[T]) -> T:
         try:
@@ -294,34 +304,35 @@ class RunwareClient:
             self.stats.errors[str(exc.kind)] += 1
             raise
 
-    async def _call(self, build: Callable[[], Tasks], read: Callable[[Tasks, int, ResponseEnvelope], T]) -> T:
+    async def _call(self, build: Callable[[], Tasks], read: Callable[[Tasks, Answer], T]) -> T:
         """POST, read, and retry transient failures with backoff. Only for calls that are safe to repeat."""
         last: RunwareUnavailable | None = None
         for attempt in range(self._max_attempts):
             if attempt:
-                await asyncio.sleep(self._delay(attempt))
+                await self._sleep(self._delay(attempt, last))
             tasks = build()
             try:
-                status, env = await self._post(tasks)
-                return read(tasks, status, env)
+                return read(tasks, await self._post(tasks))
             except RunwareUnavailable as exc:
                 last = exc
                 kind = tasks[0]["taskType"]
                 log.warning("Runware %s failed (%s); attempt %d of %d", kind, exc, attempt + 1, self._max_attempts)
+                if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER:
+                    break  # Runware asked for a long pause: fail now, the caller tries again later
         assert last is not None
         raise last
 
-    async def _post(self, tasks: Tasks) -> tuple[int, ResponseEnvelope]:
+    async def _post(self, tasks: Tasks) -> Answer:
         """One POST. Raises for request-level failures; per-task errors are left in the envelope."""
         task_type = str(tasks[0].get("taskType", "?"))
         self.stats.requests[task_type] += 1
         started = time.monotonic()
         outcome = "ok"
         try:
-            status, env = await self._post_once(tasks)
-            if env.errors:
+            answer = await self._post_once(tasks)
+            if answer.env.errors:
                 outcome = "rejected"
-            return status, env
+            return answer
         except RunwareUnavailable as exc:
             outcome = "timeout" if exc.code == "clientTimeout" else "unavailable"
             raise
@@ -335,46 +346,29 @@ class RunwareClient:
                 self._metrics.runware_requests.labels(task_type=task_type, outcome=outcome).inc()
                 self._metrics.runware_latency.labels(task_type=task_type).observe(elapsed)
 
-    async def _post_once(self, tasks: Tasks) -> tuple[int, ResponseEnvelope]:
+    async def _post_once(self, tasks: Tasks) -> Answer:
         try:
             async with self.http.post(self._base_url, json=tasks, headers=self._headers, timeout=self._timeout) as r:
                 status = r.status
+                retry_after = retry_after_seconds(r.headers.get("Retry-After"))
                 raw = await r.read()
         except TimeoutError:
             raise RunwareUnavailable(f"no answer within {self._timeout.total:g} s", code="clientTimeout") from None
         except aiohttp.ClientError as exc:
             raise RunwareUnavailable(f"connection failed ({type(exc).__name__})", code="connectionError") from None
-        env = _envelope(raw)
-        transient_status = status in (408, 429) or status >= 500
+        env = envelope(raw)
         if env is None:
             if status == 401:
-                raise RunwareError(
-                    ErrorKind.AUTHENTICATION, "invalidApiKey", "API key refused", parameter="apiKey", http_status=status
-                )
-            if transient_status or 200 <= status < 300:
-                kind = ErrorKind.RATE_LIMITED if status == 429 else ErrorKind.SERVER_ERROR
-                raise RunwareUnavailable("no readable JSON in the answer", kind=kind, code="noBody", http_status=status)
-            raise RunwareError(classify(None, status), f"http{status}", "no readable JSON", http_status=status)
+                raise answer_error(status, code="invalidApiKey", message="API key refused", parameter="apiKey")
+            ok = 200 <= status < 300  # a 2xx without a readable body: no clear answer
+            message = "no readable JSON in the answer" if ok or transient_status(status) else "no readable JSON"
+            code = "noBody" if ok or transient_status(status) else ""
+            raise answer_error(status, code=code, message=message, retry_after=retry_after, transient=ok or None)
         ours = {task.get("taskUUID") for task in tasks}
         general = [e for e in env.errors if e.task_uuid not in ours]
         answered = any(item.get("taskUUID") in ours for item in env.data) or len(general) < len(env.errors)
         if general and not answered:
-            error = RunwareError.from_item(general[0], status)
-            if error.transient:
-                raise RunwareUnavailable(error.message, kind=error.kind, code=error.code, http_status=status)
-            raise error
+            raise answer_error(status, general[0], retry_after=retry_after)
         if not env.errors and not 200 <= status < 300:
-            if transient_status:
-                kind = ErrorKind.RATE_LIMITED if status == 429 else ErrorKind.SERVER_ERROR
-                raise RunwareUnavailable(f"HTTP {status}", kind=kind, code=f"http{status}", http_status=status)
-            raise RunwareError(classify(None, status), f"http{status}", f"HTTP {status}", http_status=status)
-        return status, env
-
-
-def _envelope(raw: bytes) -> ResponseEnvelope | None:
-    if not raw.strip():
-        return None
-    try:
-        return ResponseEnvelope.model_validate(json.loads(raw))
-    except (ValueError, RecursionError, ValidationError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        return None
+            raise answer_error(status, message=f"HTTP {status}", retry_after=retry_after)
+        return Answer(status, env, retry_after)

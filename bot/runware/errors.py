@@ -218,8 +218,11 @@ class RunwareUnavailable(RunwareError):
         http_status: int | None = None,
         task_uuid: str | None = None,
         maybe_accepted: bool = True,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(kind, code, message, http_status=http_status, task_uuid=task_uuid)
+        #: Seconds the answer's Retry-After asked the client to wait before asking again (None: not given).
+        self.retry_after = retry_after
         #: From `submit`: False only when getResponse confirmed Runware does not hold the task. When True, the
         #: task may be running: keep the job and look it up later instead of failing it.
         self.maybe_accepted = maybe_accepted

@@ -322,9 +322,3 @@ class AccountManagementTask(WireRequest):
     task_type: Literal["accountManagement"] = "accountManagement"
     task_uuid: TaskUUID
     operation: Literal["getDetails"] = "getDetails"
-
-
-class AuthenticationTask(WireRequest):
-    task_type: Literal["authentication"] = "authentication"
-    api_key: str
-    connection_session_uuid: str | None = None

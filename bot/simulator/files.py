@@ -8,6 +8,7 @@ import contextlib
 
 from aiohttp import web
 
+from bot.simulator.clips import clip_for
 from bot.simulator.faults import Faults, SimTask
 
 TRICKLE_CHUNK = 256
@@ -18,6 +19,7 @@ class FileRoutes:
 
     faults: Faults
     clip_bytes: bytes
+    varied_clips: bool
     images: dict[str, tuple[bytes, str]]
     _videos: dict[str, SimTask]
     _closing: asyncio.Event
@@ -40,6 +42,8 @@ class FileRoutes:
         if sim.task_uuid in self.faults.slow_clips:
             return await self._trickle(request, sim.task_uuid)
         padding = self.faults.oversized_clip_bytes
+        if self.varied_clips and not padding:  # each clip its own, its colour changing over time (clips.py)
+            return web.Response(body=clip_for(sim, video_uuid, self.clip_bytes), content_type="video/mp4")
         if not padding:
             return web.Response(body=self.clip_bytes, content_type="video/mp4")
         response = web.StreamResponse(headers={"Content-Type": "video/mp4"})

@@ -73,6 +73,7 @@ class RunwareSimulator(TaskHandlers, FileRoutes):
         self.max_results = max_results
         self.costs = dict(DEFAULT_COSTS if costs is None else costs)
         self.clip_bytes = clip_bytes if clip_bytes is not None else sample_clip()
+        self.varied_clips = False  # True: each videoURL serves its own clip whose colour changes (clips.py)
         self.webhook_retry_delays = tuple(webhook_retry_delays)
         self.balance = balance  # None: unlimited; else spent per accepted task, insufficientCredits (402) when short
         self.faults = Faults(accept_last_frame=accept_last_frame)

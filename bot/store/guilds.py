@@ -6,15 +6,12 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.core.models import Period, SafetyMode, Scope, utc_now
 from bot.core.policy import DURATIONS, MAX_VARIATIONS, RESOLUTIONS, Limit
 from bot.store.driver import Conn, Database, Row, from_db_time, marks, to_db_time
 from bot.store.jobs import Clock
-
-if TYPE_CHECKING:
-    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +27,6 @@ class GuildDefaults:
     prompt_optimizer: bool = False
     safety_mode: SafetyMode = SafetyMode.NONE
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> GuildDefaults:
-        return cls(
-            variations_cap=settings.limits.variations_cap,
-            concurrent_per_member=settings.limits.concurrent_per_member,
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class GuildConfig:
@@ -51,6 +41,7 @@ class GuildConfig:
     concurrent_per_member: int
     moderator_role_id: int | None
     paused: bool
+    confirm_above_micros: int = 0  # a job whose estimate is at least this asks first (0: never)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +74,7 @@ SETTING_FIELDS = (
     "concurrent_per_member",
     "moderator_role_id",
     "paused",
+    "confirm_above_micros",
 )
 
 
@@ -106,8 +98,9 @@ def _check_setting(name: str, value: object) -> object:
         raise ValueError(f"default_duration must be one of {DURATIONS}")
     if name == "variations_cap" and not 1 <= value <= MAX_VARIATIONS:
         raise ValueError(f"variations_cap must be 1 to {MAX_VARIATIONS}")
-    if name == "concurrent_per_member" and value < 1:
-        raise ValueError("concurrent_per_member must be at least 1")
+    minimum = {"concurrent_per_member": 1, "confirm_above_micros": 0}.get(name)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}")
     return value
 
 
@@ -184,6 +177,7 @@ class GuildStore:
             concurrent_per_member=int(pick("concurrent_per_member", d.concurrent_per_member)),
             moderator_role_id=pick("moderator_role_id", None),
             paused=bool(pick("paused", False)),
+            confirm_above_micros=int(pick("confirm_above_micros", 0)),
         )
 
     @staticmethod

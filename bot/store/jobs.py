@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,8 +20,8 @@ from bot.core.models import (
     RESULT_TRANSITIONS,
     ClipResult,
     Job,
+    JobSpec,
     JobState,
-    Micros,
     Payer,
     ResultState,
     utc_now,
@@ -33,25 +34,11 @@ Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True, slots=True)
-class NewJob:
+class NewJob(JobSpec):
     """A job about to be reserved: everything the row needs except what the store assigns."""
 
-    task_uuid: str
-    guild_id: int
-    channel_id: int
     budget_channel_id: int
-    user_id: int
-    payer: Payer
-    pool_channel_id: int | None
-    prompt: str
-    resolution: str
-    duration: int
-    variations: int
-    prompt_optimizer: bool
-    frame_count: int
     params: Mapping[str, Any]
-    estimate_micros: Micros
-    dry_run: bool
     parent_job_id: int | None = None
     thread_id: int | None = None
 
@@ -223,18 +210,6 @@ class JobStore:
             "UPDATE jobs SET thread_id = ?, updated_at = ? WHERE id = ?", (thread_id, self._now(), job_id)
         )
 
-    async def bump_submit_attempts(self, job_id: int) -> int:
-        """Count one more submit attempt (before it is made) and return the new count."""
-        async with self._db.transaction() as conn:
-            rows = await conn.fetchall(
-                "UPDATE jobs SET submit_attempts = submit_attempts + 1, updated_at = ? WHERE id = ? "
-                "RETURNING submit_attempts",
-                (self._now(), job_id),
-            )
-        if not rows:
-            raise LookupError(f"no job {job_id}")
-        return int(rows[0][0])
-
     async def tracked_task_uuids(self) -> list[str]:
         """Tasks Runware may still be working on: submitted ones, and cancelled ones whose money is still held."""
         rows = await self._db.fetchall(
@@ -259,6 +234,21 @@ class JobStore:
             (guild_id, user_id, limit),
         )
         return [job_from_row(row) for row in rows]
+
+    async def usual_seconds(
+        self, resolution: str, duration: int, *, dry_run: bool = False, last: int = 50, at_least: int = 5
+    ) -> float | None:
+        """Median submit-to-finish time of the `last` jobs of this size that succeeded (None under `at_least`)."""
+        rows = await self._db.fetchall(
+            "SELECT submitted_at, finished_at FROM jobs WHERE resolution = ? AND duration = ? AND state = ? "
+            "AND dry_run = ? AND submitted_at IS NOT NULL AND finished_at IS NOT NULL "
+            "ORDER BY finished_at DESC LIMIT ?",
+            (resolution, duration, str(JobState.SUCCEEDED), int(dry_run), last),
+        )
+        if len(rows) < at_least:
+            return None
+        spans = [(from_db_time(r[1]) - from_db_time(r[0])).total_seconds() for r in rows]
+        return float(statistics.median(spans))
 
     async def counts_by_state(self) -> dict[str, int]:
         counts = {str(state): 0 for state in JobState}

@@ -228,29 +228,6 @@ class SpendLedger:
         rows = await self._db.fetchall("SELECT job_id FROM ledger WHERE status = 'held' ORDER BY job_id")
         return [int(row[0]) for row in rows]
 
-    async def reconcile(self) -> tuple[int, int]:
-        """Close holds left open by a crash between a job's final transition and its settle/release.
-
-        Succeeded jobs settle at their recorded cost (else the estimate); failed and expired ones release.
-        Returns (settled, released). Run at start-up.
-        """
-        at = to_db_time(self._clock())
-        async with self._db.transaction() as conn:
-            settled = await conn.execute(
-                "UPDATE ledger SET status = 'settled', closed_at = ?, charged_micros = COALESCE("
-                "(SELECT cost_micros FROM jobs WHERE jobs.id = ledger.job_id), held_micros) "
-                "WHERE status = 'held' AND job_id IN (SELECT id FROM jobs WHERE state = ?)",
-                (at, str(JobState.SUCCEEDED)),
-            )
-            released = await conn.execute(
-                "UPDATE ledger SET status = 'released', closed_at = ? "
-                "WHERE status = 'held' AND job_id IN (SELECT id FROM jobs WHERE state IN (?, ?))",
-                (at, str(JobState.FAILED), str(JobState.EXPIRED)),
-            )
-        if settled or released:
-            log.warning("ledger reconcile: settled %d and released %d holds of finished jobs", settled, released)
-        return settled, released
-
     # -- reports -------------------------------------------------------------------------------------------------
 
     async def report(

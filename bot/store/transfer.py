@@ -35,9 +35,10 @@ TABLES = (
     "kv",
     "blocklist",
     "blocklist_versions",
+    "offers",
 )
 #: Tables whose id the database assigns: their counters move past the copied ids.
-IDENTITY_TABLES = ("jobs", "results", "audit")
+IDENTITY_TABLES = ("jobs", "results", "audit", "offers")
 BATCH = 2000
 #: Sums that must agree after the copy (money in micro-dollars, by ledger status; jobs' estimates and costs).
 TOTALS = (

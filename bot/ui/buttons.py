@@ -13,13 +13,17 @@ from typing import Any
 
 import discord
 
-TEMPLATE = r"hailuo:(?P<verb>reroll|remix|delete|cancel):(?P<job_id>[0-9]+)"
+#: The id is a job's, except for offer-start / offer-cancel, whose id is an offer's (SPEC §4a, confirm-above).
+TEMPLATE = r"hailuo:(?P<verb>reroll|remix|extend|delete|cancel|offer-start|offer-cancel):(?P<job_id>[0-9]+)"
 
 _LOOK = {
     "reroll": ("Reroll", discord.ButtonStyle.primary, "🎲"),
     "remix": ("Remix", discord.ButtonStyle.secondary, "✏️"),
+    "extend": ("Extend", discord.ButtonStyle.secondary, "⏩"),
     "delete": ("Delete", discord.ButtonStyle.danger, "🗑️"),
     "cancel": ("Cancel", discord.ButtonStyle.danger, "🛑"),
+    "offer-start": ("Start", discord.ButtonStyle.success, "▶️"),
+    "offer-cancel": ("Cancel", discord.ButtonStyle.secondary, None),
 }
 
 
@@ -69,8 +73,16 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], temp
 
 def result_view(job_id: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    for verb in ("reroll", "remix", "delete"):
+    for verb in ("reroll", "remix", "extend", "delete"):
         view.add_item(JobButton(verb, job_id))
+    return view
+
+
+def offer_view(offer_id: int) -> discord.ui.View:
+    """Start or Cancel a costly job that waits for its member's go (nothing is reserved before Start)."""
+    view = discord.ui.View(timeout=None)
+    for verb in ("offer-start", "offer-cancel"):
+        view.add_item(JobButton(verb, offer_id))
     return view
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import discord
@@ -37,10 +36,6 @@ class EngineHost(Protocol):
 
 def engine_of(interaction: discord.Interaction[Any]) -> Engine:
     return cast(EngineHost, interaction.client).engine
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # -- who may act -------------------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from bot.core.sink import Delivered
 from bot.settings import Settings
 from bot.store.interface import Jobs
 from bot.ui.buttons import custom_id, result_view
+from bot.ui.extend import extend_origin, extended_name, joined_clip
+from bot.ui.member_texts import extension_line
 from bot.ui.status import StatusReporter
 from bot.ui.texts import clip_line, dry_prefix, fit, result_message
 from bot.ui.texts_errors import failure_text
@@ -126,7 +128,10 @@ class ClipDelivery:
             detail = f"I can't post here, so I sent {clips} to <@{job.user_id}> by DM."
         else:
             detail = f"Posted {clips}."
-        await self.status.update(job, "done" if ok else "failed", detail=detail)
+        if ok and job.thread_id is None and any(d.ok and d.how != "dm" for d in out):
+            await self.status.remove(job)  # the clips are the job's one message in the channel now
+        else:  # in its own thread, by DM only, or nothing posted: the status stays as the job's record
+            await self.status.update(job, "done" if ok else "failed", detail=detail)
         return out
 
     async def _channel(self, job: Job) -> discord.abc.Messageable | None:
@@ -239,8 +244,14 @@ class ClipDelivery:
             if data is not None
         ]
         numbered = [(n, r, data is None) for n, r, data in group]
+        joined = await self._joined(job, group)
+        if joined is not None:
+            files.append(discord.File(io.BytesIO(joined), filename=extended_name(job.id, group[0][0])))
         crash_point("after_download")
         text = result_message(job, numbered, total=total, last=last, ttl_expires=expires)
+        origin = extend_origin(job)
+        if origin is not None:
+            text = fit(text + "\n" + extension_line(*origin, joined=joined is not None))
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)])
         try:
             msg = await self._send(job, target, text, files, mentions, nonce_for(job.id, group[0][0]))
@@ -255,6 +266,16 @@ class ClipDelivery:
         dm = target is None or msg.channel.id != getattr(target, "id", None)
         how = "dm" if dm else "attachment" if files else "link"
         return [Delivered(r.id, ok=True, message_id=msg.id, channel_id=msg.channel.id, how=how) for _, r, _ in group]
+
+    async def _joined(self, job: Job, group: list[tuple[int, ClipResult, bytes | None]]) -> bytes | None:
+        """An extension's post also carries the whole story (`…-extended.mp4`) when it fits the upload limit."""
+        if extend_origin(job) is None or len(group) != 1 or group[0][2] is None:
+            return None
+        data = group[0][2]
+        joined = await joined_clip(self._client, self._http, self._settings, self._jobs, job, data)
+        if joined is None or len(data) + len(joined) > self._upload_limit(job):
+            return None
+        return joined
 
     async def _send(
         self,

@@ -108,10 +108,23 @@ PHASES = {
 }
 
 
-def status_message(job: Job, phase: str, *, progress: int | None = None, detail: str | None = None) -> str:
+def usually_ready(seconds: float) -> str:
+    """'Usually ready in about 3 min' (SPEC §4a): the median of recent jobs of the same size, in whole minutes."""
+    return f"Usually ready in about {max(1, round(seconds / 60))} min"
+
+
+def status_message(
+    job: Job,
+    phase: str,
+    *,
+    progress: int | None = None,
+    detail: str | None = None,
+    usual_seconds: float | None = None,
+) -> str:
     """The status message a job keeps in its channel and edits as it moves.
 
     The running time is a Discord relative timestamp, which every reader's client keeps counting between edits.
+    While it generates, how long such jobs usually take, when enough of them have finished.
     """
     head = f"{dry_prefix(job)}{PHASES.get(phase, phase)} · job #{job.id} for <@{job.user_id}>"
     what = f"{job.variations} × {job.resolution} · {job.duration} s"
@@ -121,6 +134,8 @@ def status_message(job: Job, phase: str, *, progress: int | None = None, detail:
     if phase == "generating":
         extra = f" · {progress}%" if progress is not None else ""
         lines.append(f"Started {ts(job.submitted_at or job.created_at, 'R')}{extra}")
+        if usual_seconds is not None:
+            lines.append(usually_ready(usual_seconds))
     if detail:
         lines.append(detail)
     return fit("\n".join(lines))
@@ -255,10 +270,15 @@ def settings_changed_text(old: GuildConfig, new: GuildConfig, note: str = "") ->
         ("Unfinished jobs per member", old.concurrent_per_member, new.concurrent_per_member),
         ("Moderator role", role(old.moderator_role_id), role(new.moderator_role_id)),
         ("New jobs", "paused" if old.paused else "running", "paused" if new.paused else "running"),
+        ("Confirm jobs costing at least", _confirm_words(old), _confirm_words(new)),
     ]
     moved = [f"{label}: {a} → {b}" for label, a, b in pairs if a != b]
     head = "✅ " + "; ".join(moved) + "." if moved else "Nothing changed: that is already the setting."
     return "\n".join([head, *([note] if note else []), "", "Server settings now:", guild_config_text(new)])
+
+
+def _confirm_words(cfg: GuildConfig) -> str:
+    return format_usd(cfg.confirm_above_micros) if cfg.confirm_above_micros else "off"
 
 
 def guild_config_text(cfg: GuildConfig) -> str:
@@ -273,6 +293,7 @@ def guild_config_text(cfg: GuildConfig) -> str:
             f"• Unfinished jobs per member: at most **{cfg.concurrent_per_member}**",
             f"• Moderator role: {role}",
             f"• New jobs: **{'paused' if cfg.paused else 'running'}**",
+            f"• Members confirm jobs costing at least: **{_confirm_words(cfg)}** first",
         ]
     )
 

@@ -3,34 +3,30 @@ trail and the blocklist (moderators)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
-from bot.ui.checks import SETTINGS_ACTION, admins_only, defer, moderator_check
+from bot.ui.checks import SETTINGS_ACTION, admins_only, defer
+from bot.ui.groups import ModeratorGroupCog
 from bot.ui.tree import send_ephemeral
 from cogs.admin._desk import SettingsDesk
 
 if TYPE_CHECKING:
     from bot.app import HailuoBot
 
-_is_moderator = moderator_check(SETTINGS_ACTION)
 Phrase = app_commands.Range[str, 1, 100]
 
 
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
-class AdminCog(commands.GroupCog, group_name="videoadmin", group_description="Video bot settings (moderators)"):
-    def __init__(self, bot: HailuoBot) -> None:
-        self.bot = bot
-        self.desk = SettingsDesk(bot)
-        super().__init__()
+class AdminCog(ModeratorGroupCog, group_name="videoadmin", group_description="Video bot settings (moderators)"):
+    action = SETTINGS_ACTION
 
-    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
-        """Checked at run time too: Manage Server or the server's moderator role."""
-        return await _is_moderator(interaction)
+    def __init__(self, bot: HailuoBot) -> None:
+        self.desk = SettingsDesk(bot)
+        super().__init__(bot)
 
     @app_commands.command(name="defaults", description="Server defaults for /video; leave all out to see them")
     @app_commands.describe(
@@ -96,6 +92,14 @@ class AdminCog(commands.GroupCog, group_name="videoadmin", group_description="Vi
     async def moderator_role(self, interaction: discord.Interaction[HailuoBot], role: discord.Role) -> None:
         await defer(interaction)
         await send_ephemeral(interaction, await self.desk.moderator_role(interaction, role=role))
+
+    @app_commands.command(name="confirm-above", description="Ask members to confirm jobs that cost at least this")
+    @app_commands.describe(amount="USD; a job estimated at this or more asks first (0 never asks)")
+    async def confirm_above(
+        self, interaction: discord.Interaction[HailuoBot], amount: app_commands.Range[float, 0, 10000]
+    ) -> None:
+        await defer(interaction)
+        await send_ephemeral(interaction, await self.desk.confirm_above(interaction, amount=amount))
 
     @app_commands.command(name="pause", description="Stop new video jobs in this server; running ones finish")
     async def pause(self, interaction: discord.Interaction[HailuoBot]) -> None:

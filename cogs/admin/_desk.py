@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import discord
 
 from bot.core.errors import InputError
-from bot.core.models import SafetyMode
+from bot.core.models import SafetyMode, format_usd, usd_to_micros
 from bot.core.policy import MAX_VARIATIONS, check_resolution_duration
-from bot.ui.checks import EngineHost, guild_of
+from bot.ui.checks import guild_of
+from bot.ui.groups import Desk
 from bot.ui.moderation import (
     audit_pages,
     blocklist_added_text,
@@ -30,26 +30,17 @@ from bot.ui.texts import (
 )
 
 if TYPE_CHECKING:
-    from bot.core.engine import Engine
+    pass
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 MAX_CONCURRENCY = 50  # as the config key limits.concurrent_per_member
 MAX_AUDIT_ROWS = 50
 
 
-class SettingsDesk:
-    def __init__(self, host: EngineHost) -> None:
-        self._host = host
-
-    @property
-    def engine(self) -> Engine:
-        return self._host.engine
+class SettingsDesk(Desk):
+    """What /videoadmin does: one store call each, then the new settings in plain words."""
 
     # -- /videoadmin ---------------------------------------------------------------------------------------------
 
@@ -137,6 +128,18 @@ class SettingsDesk:
             else "/video takes new jobs again."
         )
         return await self._change(interaction, {"paused": paused}, note)
+
+    async def confirm_above(self, interaction: discord.Interaction[Any], *, amount: float) -> str:
+        micros = usd_to_micros(amount)
+        if micros < 0:
+            raise InputError.said("The amount can't be negative: use 0 to never ask.")
+        note = (
+            f"A /video, Reroll, Remix, Extend or Animate image estimated at {format_usd(micros)} or more first shows "
+            "its cost and waits for the member's Start; nothing is reserved before."
+            if micros
+            else "Members are never asked to confirm a job first."
+        )
+        return await self._change(interaction, {"confirm_above_micros": micros}, note)
 
     # -- audit and blocklist (SPEC §4a) --------------------------------------------------------------------------
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
-from bot.ui.checks import LIMITS_ACTION, defer, moderator_check, send_with_file
+from bot.ui.checks import LIMITS_ACTION, defer, send_with_file
+from bot.ui.groups import ModeratorGroupCog
 from bot.ui.tree import send_ephemeral
 from cogs.limits._desk import LimitsDesk
 
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 PeriodOption = Literal["day", "week", "month"]
 Amount = app_commands.Range[float, 0, 1_000_000]
-_is_moderator = moderator_check(LIMITS_ACTION)
 
 _PERIOD = "Day, week or month (calendar periods in UTC)"
 _TARGETS = {
@@ -29,15 +28,12 @@ _TARGETS = {
 
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
-class LimitsCog(commands.GroupCog, group_name="limits", group_description="Video spend limits (moderators)"):
-    def __init__(self, bot: HailuoBot) -> None:
-        self.bot = bot
-        self.desk = LimitsDesk(bot)
-        super().__init__()
+class LimitsCog(ModeratorGroupCog, group_name="limits", group_description="Video spend limits (moderators)"):
+    action = LIMITS_ACTION
 
-    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
-        """Checked at run time too: Manage Server or the server's moderator role."""
-        return await _is_moderator(interaction)
+    def __init__(self, bot: HailuoBot) -> None:
+        self.desk = LimitsDesk(bot)
+        super().__init__(bot)
 
     @app_commands.command(
         name="set",

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,8 @@ from bot.core.errors import InputError
 from bot.core.models import Micros, Payer, Period, Scope, format_usd, usd_to_micros
 from bot.core.policy import Limit, period_window
 from bot.ui.chart import render_spend_chart
-from bot.ui.checks import EngineHost, guild_of
+from bot.ui.checks import guild_of
+from bot.ui.groups import Desk
 from bot.ui.moderation import price_drift_lines
 from bot.ui.texts import (
     PERIOD_NOUNS,
@@ -31,13 +32,9 @@ from bot.ui.texts import (
 )
 
 if TYPE_CHECKING:
-    from bot.core.engine import Engine
+    pass
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 MAX_LIMIT_USD = Decimal(1_000_000)
@@ -99,15 +96,8 @@ def parse_amount(amount: float | str) -> Micros:
     return micros
 
 
-class LimitsDesk:
+class LimitsDesk(Desk):
     """What /limits does: one store call each, then the new state in plain words."""
-
-    def __init__(self, host: EngineHost) -> None:
-        self._host = host
-
-    @property
-    def engine(self) -> Engine:
-        return self._host.engine
 
     # -- /limits -------------------------------------------------------------------------------------------------
 
@@ -165,7 +155,8 @@ class LimitsDesk:
 
     async def limits_report(self, interaction: discord.Interaction[Any], *, period: str | None) -> tuple[str, bytes]:
         """Totals, top lines, the operator apart and prices that drifted; a chart per hour (day) or per day."""
-        gid, engine, now = guild_of(interaction), self.engine, utcnow()
+        gid, engine = guild_of(interaction), self.engine
+        now = engine.clock()
         p, dry = Period(period or Period.MONTH), engine.settings.dry_run
         report = await engine.ledger.report(gid, p, now, dry_run=dry)
         start, end = report.window_start, report.window_end
@@ -180,7 +171,8 @@ class LimitsDesk:
 
     async def _in_force(self, gid: int, target: LimitTarget) -> list[str]:
         """The limits that apply to a target, each with spent, reserved, left and reset time."""
-        engine, now = self.engine, utcnow()
+        engine = self.engine
+        now = engine.clock()
         dry = engine.settings.dry_run
         ledger, guilds = engine.ledger, engine.guilds
         subject = limit_subject(target.scope, target.target_id, gid)

@@ -1,8 +1,9 @@
 """/video and the job buttons: one job from a prompt and optional first/last frame images, rerolled, remixed,
 cancelled or deleted later.
 
-The flow lives in `_flow.py`; the Remix modal in `_buttons.py`; the buttons themselves are `bot.ui.buttons.JobButton`
-(registered by the bot at start-up so they survive restarts), whose clicks this cog routes to its flow.
+The flow lives in `_flow.py` (Animate image in `_animate.py`); the modals in `_buttons.py`; the buttons themselves are
+`bot.ui.buttons.JobButton` (registered by the bot at start-up so they survive restarts), whose clicks this cog routes
+to its flow. The message command **Animate image** is added to the tree when the cog loads and removed when it unloads.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.ui import buttons
-from cogs.video._buttons import remix_submission
+from cogs.video import _animate, _extend
+from cogs.video._buttons import modal_submission
 from cogs.video._flow import VideoFlow
 
 if TYPE_CHECKING:
@@ -30,25 +32,40 @@ DURATION_CHOICES = [
 ]
 
 
-VERBS = ("reroll", "remix", "delete", "cancel")
+VERBS = ("reroll", "remix", "extend", "delete", "cancel", "offer-start", "offer-cancel")
 
 
 class VideoCog(commands.Cog):
     def __init__(self, bot: HailuoBot) -> None:
         self.bot = bot
         self.flow = VideoFlow(bot)
+        self.animate_menu: app_commands.ContextMenu = app_commands.ContextMenu(
+            name="Animate image", callback=self.animate_image
+        )
+        self.animate_menu.guild_only = True
 
     async def cog_load(self) -> None:
         for verb in VERBS:
             buttons.on_click(verb, self._clicked(verb))
+        self.bot.tree.add_command(self.animate_menu)
 
     async def cog_unload(self) -> None:
         for verb in VERBS:
             buttons.on_click(verb, None)
+        self.bot.tree.remove_command(self.animate_menu.name, type=self.animate_menu.type)
+
+    async def animate_image(self, interaction: discord.Interaction[HailuoBot], message: discord.Message) -> None:
+        """Apps menu on a message: its first image becomes the first frame of a new job (a modal asks the prompt)."""
+        await _animate.open_modal(interaction, message)
 
     def _clicked(self, verb: str) -> buttons.ClickHandler:
         async def handler(interaction: discord.Interaction[Any], job_id: int) -> None:
-            await self.flow.on_button(interaction, verb, job_id)
+            if verb in ("offer-start", "offer-cancel"):
+                await self.flow.on_offer(interaction, verb, job_id)
+            elif verb == "extend":
+                await _extend.open_modal(self.flow, interaction, job_id)
+            else:
+                await self.flow.on_button(interaction, verb, job_id)
 
         return handler
 
@@ -90,10 +107,17 @@ class VideoCog(commands.Cog):
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction[HailuoBot]) -> None:
-        """Remix modals are answered here, by custom_id, so they survive restarts (see _buttons.RemixModal)."""
-        submitted = remix_submission(interaction)
-        if submitted is not None:
-            await self.flow.on_remix_submit(interaction, *submitted)
+        """The cog's modals are answered here, by custom_id, so they survive restarts (see _buttons)."""
+        sub = modal_submission(interaction)
+        if sub is None:
+            return
+        prompt = sub.values.get("prompt", "")
+        if sub.kind == "remix":
+            await self.flow.on_remix_submit(interaction, sub.ids[0], prompt)
+        elif sub.kind == "extend":
+            await _extend.on_submit(self.flow, interaction, sub.ids[0], prompt, sub.values.get("clip"))
+        elif sub.kind == "animate" and len(sub.ids) == 2:
+            await _animate.on_submit(self.flow, interaction, sub.ids[0], sub.ids[1], prompt)
 
 
 async def setup(bot: HailuoBot) -> None:

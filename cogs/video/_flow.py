@@ -13,13 +13,16 @@ import discord
 from bot.core.errors import Failure, FailureKind, InputError, JobRejected, NotAllowed
 from bot.core.images import read_image, too_large
 from bot.core.models import ImageInput, Job, JobState, format_usd
+from bot.core.offers import OfferClosed
 from bot.core.plans import JobPlan, Requester, VideoOptions
 from bot.core.policy import clean_prompt
 from bot.ui import checks
+from bot.ui.member_texts import OFFER_CANCELLED
 from bot.ui.texts import DRY
 from bot.ui.texts_errors import error_text
 from bot.ui.tree import report_error, send_ephemeral
 from cogs.video._buttons import RemixModal
+from cogs.video._confirm import answer_closed, offer_job
 
 if TYPE_CHECKING:
     from bot.app import HailuoBot
@@ -91,8 +94,16 @@ class VideoFlow:
         plan = await self.engine.service.plan(opts, who)
         await self.launch(interaction, plan)
 
-    async def launch(self, interaction: discord.Interaction[Any], plan: JobPlan) -> Job:
-        """Reserve, open the job's thread and status message, submit, and tell the member where to look."""
+    async def launch(
+        self, interaction: discord.Interaction[Any], plan: JobPlan, *, confirmed: bool = False
+    ) -> Job | None:
+        """Reserve, open the job's thread and status message, submit, and tell the member where to look.
+
+        A job the server wants confirmed (confirm-above) is offered first instead: nothing is reserved until Start.
+        """
+        if not confirmed and await self.engine.offers.needs_offer(plan):
+            await offer_job(self.engine.offers, interaction, plan)
+            return None
         service = self.engine.service
         channel = interaction.channel
         in_thread = isinstance(channel, discord.Thread)
@@ -174,6 +185,27 @@ class VideoFlow:
             who = await self.requester(interaction)
             plan = await self.engine.service.plan_followup(job_id, who, prompt=prompt)
             await self.launch(interaction, plan)
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+    async def on_offer(self, interaction: discord.Interaction[Any], verb: str, offer_id: int) -> None:
+        """Start (take the offer once, then launch its plan) or Cancel a costly job that waited for its member."""
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            who = await self.requester(interaction)
+            offers = self.engine.offers
+            try:
+                if verb == "offer-start":
+                    plan = await offers.start(offer_id, who)
+                else:
+                    await offers.cancel(offer_id, who)
+            except OfferClosed as exc:
+                await answer_closed(offers, interaction, exc)
+                return
+            if verb == "offer-start":
+                await self.launch(interaction, plan, confirmed=True)
+            else:
+                await send_ephemeral(interaction, OFFER_CANCELLED)
         except Exception as exc:
             await report_error(interaction, exc)
 

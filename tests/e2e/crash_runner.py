@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sqlite3
 import sys
 from collections.abc import Callable, Mapping
@@ -20,16 +19,11 @@ from typing import Any
 
 from bot.core.crashpoints import ENV as CRASH_ENV
 from tests.fakes.discord import FakeDiscord
+from tests.helpers import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SIM_KEY = "sim-key"
 WEBHOOK_SECRET = "crash-test-webhook-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def toml_value(value: Any) -> str:

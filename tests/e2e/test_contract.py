@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from tests.e2e.conftest import LoopbackBot, e2e_settings, start_bot, stop_bot
 from tests.e2e.video_support import ledger, png_bytes, result_messages, status_messages, video, video_tasks
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.world import DiscordWorld
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,6 +75,7 @@ SPEC_COMMANDS: dict[str, list[Option] | Subcommands] = {
         "safety": [("mode", STRING, True, ["none", "fast", "full"])],
         "concurrency": [("per_member", INTEGER, True, None)],
         "moderator-role": [("role", ROLE, True, None)],
+        "confirm-above": [("amount", NUMBER, True, None)],
         "pause": [],
         "resume": [],
         # SPEC §4a
@@ -96,6 +97,11 @@ def shape(options: list[dict[str, Any]] | None) -> list[Option]:
     return out
 
 
+#: SPEC §4a: message commands (Apps menu on a message), by name.
+SPEC_MESSAGE_COMMANDS = ["Animate image"]
+MESSAGE_COMMAND = 3
+
+
 def assert_subcommands(name: str, options: list[dict[str, Any]], spec: Subcommands) -> None:
     subs = {o["name"]: o for o in options}
     assert sorted(subs) == sorted(spec), name
@@ -109,8 +115,16 @@ def assert_subcommands(name: str, options: list[dict[str, Any]], spec: Subcomman
 
 
 def assert_spec_shape(registered: list[dict[str, Any]]) -> None:
-    commands = {c["name"]: c for c in registered}
+    commands = {c["name"]: c for c in registered if c.get("type", 1) == 1}
     assert sorted(commands) == sorted(SPEC_COMMANDS), "exactly the commands of SPEC §4"
+    menus = {c["name"]: c for c in registered if c.get("type") == MESSAGE_COMMAND}
+    assert sorted(menus) == sorted(SPEC_MESSAGE_COMMANDS), "exactly the message commands of SPEC §4a"
+    for name, menu in menus.items():
+        assert not menu.get("options") and not menu.get("description"), name
+        assert menu.get("default_member_permissions") is None, f"{name} is for everyone"
+        if "guild_id" not in menu:  # what the bot sent, or a global command: not in DMs
+            assert menu.get("dm_permission") is False or menu.get("contexts") == [0], f"{name} is guild-only"
+    assert len(registered) == len(commands) + len(menus), "no other kind of command"
     for name, spec in SPEC_COMMANDS.items():
         cmd = commands[name]
         assert cmd["type"] == 1, name  # a slash command
@@ -197,12 +211,6 @@ async def test_every_command_defers_ephemerally_and_answers_ephemerally(
             assert chart.data.startswith(b"\x89PNG"), "the report carries a PNG chart"
     assert fake_discord.channel_messages(w.channel) == [], "nothing public came of these"
     assert e2e_sim.requests == []
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def generated_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -386,8 +394,8 @@ async def test_the_real_process_in_a_folder_without_config_runs_on_defaults_and_
         assert "Job #1" in ack.content and "DRY RUN" in ack.content and ack.ephemeral
         clip = await fake_discord.wait_for_message(w.channel, lambda m: bool(m.attachments), timeout=30)
         assert clip.content.startswith("🧪 DRY RUN")
-        await fake_discord.wait_until(
-            lambda: any("Done" in m.content for m in status_messages(fake_discord, w.channel)), 15, "the job done"
+        await fake_discord.wait_until(  # once the clip is posted, the status message goes (one message per job)
+            lambda: not status_messages(fake_discord, w.channel), 15, "the job done"
         )
         # Discord goes away: discord.py retries; each retry is one warning line, not a traceback.
         await fake_discord.close()
@@ -421,7 +429,7 @@ async def test_the_ledger_settles_to_the_cost_runware_reports_and_the_post_shows
     e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
     post = await fake_discord.wait_for_message(w.channel, lambda m: len(m.attachments) == 2, timeout=10)
     assert post.content.count("$0.3125") == 2 and "Total: $0.625" in post.content, post.content
-    await fake_discord.wait_until(lambda: "Done" in status_messages(fake_discord, w.channel)[0].content, 10, "done")
+    await fake_discord.wait_until(lambda: not status_messages(fake_discord, w.channel), 10, "done")
     assert await ledger(hailuo) == [(1, "settled", 560_000, 625_000)]
     h = await fake_discord.send_command("usage", {}, user=w.member, channel=w.channel)
     [usage] = await h.wait_followups(1)

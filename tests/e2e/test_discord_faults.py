@@ -38,11 +38,6 @@ def is_status_post(rec: RecordedRequest) -> bool:
     return isinstance(rec.json, dict) and str(rec.json.get("content") or "").startswith("⏳ Queued")
 
 
-def is_done_edit(rec: RecordedRequest) -> bool:
-    """The status edit that shows the job finished."""
-    return isinstance(rec.json, dict) and str(rec.json.get("content") or "").startswith("✅ Done")
-
-
 def clip_posts(fake: FakeDiscord) -> list[RecordedRequest]:
     return [r for r in fake.requests_to(*CLIP_POSTS) if is_clip_post(r)]
 
@@ -67,8 +62,12 @@ async def assert_posted_once(
     assert all(r.state is ResultState.DELIVERED and r.message_id == post.id for r in results), results
     rows = [row for row in await ledger(bot) if row[0] == job_id]
     assert [row[1] for row in rows] == ["settled"], rows
-    status = next(m for m in status_messages(fake, w.channel) if f"job #{job_id}" in m.content.split("\n", 1)[0])
-    await fake.wait_until(lambda: status.content.startswith("✅ Done"), timeout=15, what=f"job {job_id} shown done")
+
+    def shown() -> list[FakeMessage]:
+        return [m for m in status_messages(fake, w.channel) if f"job #{job_id} " in m.content.split("\n", 1)[0]]
+
+    # Its clips posted, the job's status message goes: one message per finished job.
+    await fake.wait_until(lambda: not shown(), timeout=15, what=f"job {job_id}'s status deleted")
     assert fake.violations == []
     return post
 
@@ -178,7 +177,7 @@ async def test_a_5xx_on_the_status_post_is_retried_and_the_job_has_one_status_me
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
-async def test_a_429_or_5xx_on_the_final_status_edit_is_retried_and_the_status_shows_done(
+async def test_a_429_or_5xx_on_the_status_delete_is_retried_and_the_status_goes(
     status: int,
     hailuo: LoopbackBot,
     fake_discord: FakeDiscord,
@@ -187,14 +186,14 @@ async def test_a_429_or_5xx_on_the_final_status_edit_is_retried_and_the_status_s
 ) -> None:
     w = discord_world
     await video(fake_discord, w, {"prompt": "a clock tower at dusk"})
-    fault = fake_discord.faults.add(method="PATCH", path_regex=MESSAGE, status=status, when=is_done_edit)
+    [status_msg] = status_messages(fake_discord, w.channel)
+    fault = fake_discord.faults.add(method="DELETE", path_regex=MESSAGE, status=status)
     await finish_and_wait_for_clip(fake_discord, w, e2e_sim, 1, video_tasks(e2e_sim)[0])
     await assert_posted_once(hailuo, fake_discord, w, 1)
     assert len(fake_discord.faults.served_for(fault)) == 1
-    [status_msg] = status_messages(fake_discord, w.channel)
-    edits = fake_discord.requests_to("PATCH", "/channels/{channel_id}/messages/{message_id}")
-    assert [r.status for r in edits if is_done_edit(r)] == [status, 200]
-    assert "Posted 1 clip." in status_msg.content and status_msg.components == []
+    deletes = fake_discord.requests_to("DELETE", "/channels/{channel_id}/messages/{message_id}")
+    assert [r.status for r in deletes if r.path.endswith(f"/{status_msg.id}")] == [status, 204]
+    assert status_msg.deleted
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])

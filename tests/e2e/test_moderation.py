@@ -29,6 +29,7 @@ MODERATOR_COMMANDS: list[tuple[str, dict[str, Any]]] = [
     ("videoadmin safety", {"mode": "fast"}),
     ("videoadmin concurrency", {"per_member": 3}),
     ("videoadmin moderator-role", {}),  # the role option is filled in per test
+    ("videoadmin confirm-above", {"amount": 1.0}),
     ("videoadmin pause", {}),
     ("videoadmin resume", {}),
     ("videoadmin audit", {}),

@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,21 +18,15 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import BotFactory
-from tests.fakes.discord import FakeDiscord, FakeMessage
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.world import DiscordWorld
-from tests.helpers import metric_value
+from tests.helpers import free_port, metric_value
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0  # a guard against hangs only: the first start may check the virtualenv's requirements
 NOISE = ("Task was destroyed", "Unclosed", "Exception ignored", "never awaited")
 
 pytestmark = pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="run.sh is tested from a virtualenv")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class BotProcess:
@@ -181,10 +174,8 @@ async def test_readme_run_command_dry_run_stops_on_sigterm_and_resumes(
     assert "(simulated)" in clip.content and f"<@{w.member.user.id}>" in clip.content
     assert clip.attachments[0].data[4:8] == b"ftyp"
 
-    def done(m: FakeMessage) -> bool:
-        return m.id == status.id and "Done" in m.content
-
-    await fake_discord.wait_for_message(w.channel, done, timeout=15)
+    # Once the clip is posted the status message goes: the channel keeps one message per job.
+    await fake_discord.wait_until(lambda: status.deleted, 15, "the status deleted")
     for message in fake_discord.channel_messages(w.channel):
         assert message.content.startswith("🧪 DRY RUN"), message.content
 

@@ -490,7 +490,7 @@ async def test_command_and_option_descriptions_are_short_and_plain(
                 described.append((f"{name}={choice['value']}", str(choice["name"])))
             walk(name, item.get("options") or [])
 
-    walk("", fake_discord.commands[1000])
+    walk("", [c for c in fake_discord.commands[1000] if c.get("type", 1) == 1])  # message commands have none
     if os.environ.get("PRINT_BOT_TEXTS"):
         for name, text in described:
             print(f"{name:45} {len(text):3} {text}")
@@ -500,3 +500,87 @@ async def test_command_and_option_descriptions_are_short_and_plain(
         assert text == text.strip() and not text.endswith("."), (name, text)
         if "=" not in name:  # choices are shown as typed (day, 768p, ...)
             assert not text[0].islower(), (name, text)
+
+
+# -- members' features: Animate image, Extend, confirm before costly jobs, the usual time ------------------------------
+
+
+async def test_animate_extend_and_confirm_read_plainly(
+    make_bot: BotFactory, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    from datetime import timedelta
+
+    from tests.fakes.discord.message_commands import post_as, send_message_command
+
+    fake, w = fake_discord, discord_world
+    e2e_sim.varied_clips = True
+    bot = await make_bot(runware={"ttl": 3600}, limits={"concurrent_per_member": 10, "member_day_usd": 20.0})
+    alice = w.member
+    refusals: list[str] = []
+
+    async def submitted(h: InteractionHandle, values: dict[str, str]) -> str:
+        await h.wait_modal()
+        return (await answer_of(await fake.submit_modal(handle=h, values=values))).content
+
+    async def clicked(message: FakeMessage, custom_id: str) -> str:
+        return (await answer_of(await fake.click(message, custom_id, user=alice))).content
+
+    # Animate: a message without an image, then one with.
+    words = await post_as(fake, alice, w.channel, "no picture here")
+    h = await send_message_command(fake, "Animate image", words, user=alice)
+    await h.wait_response()
+    assert h.original is not None and h.original.content == "That message has no image to animate."
+    posted = await post_as(fake, alice, w.channel, "", [("cat.png", png_bytes())])
+    h = await send_message_command(fake, "Animate image", posted, user=alice)
+    assert (await submitted(h, {"prompt": "the cat yawns"})).startswith("Job #1 is on its way")
+    e2e_sim.finish(video_tasks(e2e_sim)[-1]["taskUUID"])
+    post = await fake.wait_for_message(w.channel, lambda m: "hailuo:extend:1" in m.custom_ids(), timeout=10)
+
+    # Extend: the continuation (its post joins both), then a clip whose link has expired.
+    h = await fake.click(post, "hailuo:extend:1", user=alice)
+    assert (await submitted(h, {"prompt": "the cat stretches"})).startswith("Job #2 is on its way")
+    e2e_sim.finish(video_tasks(e2e_sim)[-1]["taskUUID"])
+    await fake.wait_for_message(w.channel, lambda m: "hailuo:extend:2" in m.custom_ids(), timeout=15)
+    await video_for(fake, w, {"prompt": "three cats", "variations": 3})
+    e2e_sim.finish(video_tasks(e2e_sim)[-1]["taskUUID"])
+    three = await fake.wait_for_message(w.channel, lambda m: "hailuo:extend:3" in m.custom_ids(), timeout=15)
+    h = await fake.click(three, "hailuo:extend:3", user=alice)
+    text = await submitted(h, {"prompt": "the cats sleep", "clip": "9"})
+    assert text.startswith("Choose a clip number from 1 to 3")
+    refusals.append(text)
+    e2e_sim.advance(7200)
+    h = await fake.click(post, "hailuo:extend:1", user=alice)
+    text = await submitted(h, {"prompt": "the cat runs"})
+    assert text.startswith("That clip is no longer available")
+    refusals.append(text)
+
+    # Confirm before costly jobs: the setting, an offer started, one cancelled, one expired, a double Start.
+    text = await ask(fake, "videoadmin confirm-above", {"amount": 0.25}, user=w.moderator, channel=w.channel)
+    assert "$0.25" in text
+    offers = []
+    for prompt in ("a costly dragon", "a costly phoenix", "a costly griffin"):
+        offers.append(await answer_of(await fake.send_command("video", {"prompt": prompt}, user=alice)))
+    assert all("Nothing is reserved until you press Start" in o.content for o in offers)
+    ids = [o.custom_ids()[0].rsplit(":", 1)[1] for o in offers]
+    assert "is on its way" in await clicked(offers[0], f"hailuo:offer-start:{ids[0]}")
+    refusals.append(await clicked(offers[0], f"hailuo:offer-start:{ids[0]}"))
+    assert (await clicked(offers[1], f"hailuo:offer-cancel:{ids[1]}")).startswith("Cancelled")
+    bot.engine.offers.window = timedelta(0)
+    expired_offer = await answer_of(await fake.send_command("video", {"prompt": "a costly kraken"}, user=alice))
+    text = await clicked(expired_offer, f"hailuo:offer-start:{expired_offer.custom_ids()[0].rsplit(':', 1)[1]}")
+    assert text.startswith("This offer expired")
+    refusals.append(text)
+
+    sent = assert_plain(fake, prompts=("the cat yawns", "the cat stretches", "three cats"))
+    assert_no_pings_but(fake, alice.user.id)
+    assert_says_what_next(refusals)
+    titles = {s.text for s in sent if s.kind == "modal title"}
+    assert titles == {"Animate image", "Extend this clip"}
+    labels = {s.text for s in sent if s.kind == "input label"}
+    assert labels == {"Prompt", "Which clip to extend (1–3)"}
+    contents = [s.text for s in sent if s.kind == "content"]
+    assert any("…-extended.mp4 plays both" in t for t in contents)
+
+
+async def video_for(fake: FakeDiscord, w: DiscordWorld, options: dict[str, Any]) -> FakeMessage:
+    return await answer_of(await fake.send_command("video", options, user=w.member, channel=w.channel))

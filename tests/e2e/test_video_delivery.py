@@ -63,8 +63,9 @@ async def test_mentions_in_the_prompt_never_ping_anyone_but_the_requester(
     msg = await fake_discord.wait_for_message(w.channel, lambda m: len(m.attachments) == 2, timeout=10)
     assert f"<@&{role}>" in msg.content and "@everyone" in msg.content, "the prompt is quoted as typed"
     assert msg.pinged_user_ids == [w.member.user.id]
-    status = await fake_discord.wait_for_message(w.channel, lambda m: m.content.startswith("✅ Done"))
-    assert status_messages(fake_discord, w.channel) == [status] and f"<@&{role}>" in status.content
+    await fake_discord.wait_until(lambda: not status_messages(fake_discord, w.channel), what="the status deleted")
+    [status] = [m for m in bot_messages(fake_discord) if " · job #1 for " in m.content.split("\n", 1)[0]]
+    assert status.deleted and f"<@&{role}>" in status.content, "the clips replaced it; it quoted the prompt inertly"
     assert status.pinged_user_ids == [] and status.pinged_role_ids == []
     assert len(bot_messages(fake_discord)) >= 3
     assert_pings_only(fake_discord, w.member.user.id)

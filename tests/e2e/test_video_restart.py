@@ -42,8 +42,7 @@ async def test_a_job_finished_while_the_bot_was_down_is_posted_once_after_the_re
     await results_after_delivery(second, 1)
     await second.engine.tracker.sweep_once()  # another round finds nothing left to post
     assert result_messages(fake_discord, w.channel) == [msg]
-    [status] = status_messages(fake_discord, w.channel)
-    await fake_discord.wait_for_message(w.channel, lambda m: m.id == status.id and m.content.startswith("✅ Done"))
+    await fake_discord.wait_until(lambda: not status_messages(fake_discord, w.channel), what="the status deleted")
     assert e2e_sim.submit_count() == 1, "never resubmitted"
     job = await second.engine.jobs.get(1)
     assert job is not None and job.state.value == "succeeded"
@@ -58,7 +57,7 @@ async def test_buttons_on_messages_from_before_a_restart_still_work(
     await video(fake_discord, w, {"prompt": "a red balloon over rooftops", "first_frame": frame, "duration": 10})
     e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
     result = await fake_discord.wait_for_message(w.channel, lambda m: bool(m.attachments), timeout=10)
-    assert result.custom_ids() == ["hailuo:reroll:1", "hailuo:remix:1", "hailuo:delete:1"]
+    assert result.custom_ids() == ["hailuo:reroll:1", "hailuo:remix:1", "hailuo:extend:1", "hailuo:delete:1"]
     await results_after_delivery(first, 1)
     await video(fake_discord, w, {"prompt": "a slow sunrise"})  # job 2 stays running across the restart
     status2 = status_messages(fake_discord, w.channel)[-1]

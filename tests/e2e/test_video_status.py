@@ -32,7 +32,7 @@ def custom_ids(body: dict[str, Any]) -> list[str]:
     return [c["custom_id"] for row in body.get("components") or [] for c in row.get("components") or []]
 
 
-async def test_status_message_moves_from_queued_to_generating_to_done_and_drops_cancel_at_the_end(
+async def test_status_message_moves_from_queued_to_generating_to_posting_and_goes_once_the_clip_is_posted(
     hailuo: LoopbackBot, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
 ) -> None:
     w = discord_world
@@ -50,12 +50,11 @@ async def test_status_message_moves_from_queued_to_generating_to_done_and_drops_
     assert "Started <t:" in status.content
 
     e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
-    await fake_discord.wait_for_message(w.channel, lambda m: m.id == status.id and m.content.startswith("✅ Done"))
-    assert status.components == [] and "Posted 1 clip." in status.content
+    await fake_discord.wait_until(lambda: status.deleted, what="the status deleted")  # one message per job: its clip
     phases = [phase(r.json) for r in edits_of(fake_discord, status)]
-    assert phases[0] == "🎬 Generating" and phases[-2:] == ["📤 Posting", "✅ Done"]
-    assert all(custom_ids(r.json) == ["hailuo:cancel:1"] for r in edits_of(fake_discord, status)[:-1])
-    assert len(result_messages(fake_discord, w.channel)) == 1
+    assert phases[0] == "🎬 Generating" and phases[-1] == "📤 Posting"
+    assert all(custom_ids(r.json) == ["hailuo:cancel:1"] for r in edits_of(fake_discord, status))
+    assert len(result_messages(fake_discord, w.channel)) == 1 and status_messages(fake_discord, w.channel) == []
     assert_pings_only(fake_discord, w.member.user.id)
 
 
@@ -69,13 +68,19 @@ async def test_status_edits_wait_out_the_interval_and_only_the_newest_state_goes
     for _ in range(4):  # four poll rounds, each seeing the job still running: no edit within the interval
         await bot.engine.tracker.sweep_once()
     assert edits_of(fake_discord, status) == []
+    e2e_sim.faults.fail_next_tasks("generationFailed", message="The model could not render this.")
+    await video(fake_discord, w, {"prompt": "a lighthouse that fails"})
+    failing = status_messages(fake_discord, w.channel)[-1]
     e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    e2e_sim.finish(video_tasks(e2e_sim)[1]["taskUUID"])
     await bot.engine.tracker.sweep_once()
     assert len(result_messages(fake_discord, w.channel)) == 1  # the clip itself is posted at once
-    assert edits_of(fake_discord, status) == []  # generating, posting, done: all still within the interval
+    assert status.deleted and edits_of(fake_discord, status) == []  # its edits waiting in the interval: dropped
+    assert edits_of(fake_discord, failing) == []  # generating, failed: still within the interval
     await bot.delivery.status.flush()  # what shutdown does; otherwise the timer sends it when the interval ends
-    assert [phase(r.json) for r in edits_of(fake_discord, status)] == ["✅ Done"]  # coalesced: newest state only
-    assert custom_ids(edits_of(fake_discord, status)[0].json) == []
+    assert [phase(r.json) for r in edits_of(fake_discord, failing)] == ["❌ Failed"]  # coalesced: newest only
+    assert custom_ids(edits_of(fake_discord, failing)[0].json) == ["hailuo:reroll:2", "hailuo:remix:2"]
+    assert edits_of(fake_discord, status) == []
 
 
 async def test_an_unchanged_status_is_not_edited_again(
@@ -175,10 +180,10 @@ async def test_a_late_progress_report_never_reopens_a_finished_status(
     await video(fake_discord, w, {"prompt": "a kettle coming to the boil"})
     stale = await hailuo.engine.jobs.get(1)  # what a poll round in flight still holds: SUBMITTED
     assert stale is not None and stale.state.value == "submitted"
+    [status] = status_messages(fake_discord, w.channel)
     e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
-    status = await fake_discord.wait_for_message(w.channel, lambda m: m.content.startswith("✅ Done"), timeout=10)
+    await fake_discord.wait_until(lambda: status.deleted, 10, "the status deleted once the clip is posted")
     edits = len(edits_of(fake_discord, status))
     await hailuo.delivery.job_progress(stale, 50)
     await hailuo.delivery.job_submitted(stale)
-    assert status.content.startswith("✅ Done") and status.components == []
-    assert len(edits_of(fake_discord, status)) == edits
+    assert status.deleted and len(edits_of(fake_discord, status)) == edits

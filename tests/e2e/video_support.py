@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
-
-from PIL import Image
 
 from bot.app import HailuoBot
 from bot.core.models import ClipResult
 from bot.simulator.server import RunwareSimulator
 from tests.fakes.discord import FakeDiscord, FakeMember, FakeMessage, InteractionHandle
 from tests.fakes.discord.world import DiscordWorld
+from tests.fakes.images import png_bytes
 
-
-def png_bytes(width: int = 640, height: int = 360, color: tuple[int, int, int] = (200, 40, 40)) -> bytes:
-    """A real PNG of this size."""
-    buf = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buf, format="PNG")
-    return buf.getvalue()
+__all__ = ["png_bytes"]  # re-exported for the e2e tests
 
 
 def video_tasks(sim: RunwareSimulator) -> list[dict[str, Any]]:

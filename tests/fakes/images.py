@@ -16,9 +16,9 @@ def image_bytes(
     return buffer.getvalue()
 
 
-def png_bytes(width: int = 64, height: int = 48) -> bytes:
-    """Return a small PNG."""
-    return image_bytes(width, height, fmt="PNG")
+def png_bytes(width: int = 640, height: int = 360, color: tuple[int, int, int] = (200, 40, 40)) -> bytes:
+    """A real PNG (by default one /video accepts as a frame image); the one PNG factory of the tests."""
+    return image_bytes(width, height, fmt="PNG", color=color)
 
 
 def jpeg_bytes(width: int = 64, height: int = 48) -> bytes:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.discord import FakeDiscord
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # Shaped like a real bot token (id . timestamp . hmac), so the log filter's pattern would catch it too; the test
@@ -40,12 +41,6 @@ class Result:
         line = self.err_lines[0]
         assert line.startswith("hailuo-bot: ")
         return line
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def closed_api_base() -> str:

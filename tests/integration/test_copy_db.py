@@ -19,6 +19,7 @@ from bot.store.blocklist import BlocklistStore
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
+from bot.store.offers import OfferStore
 from bot.store.postgres.db import PostgresDatabase
 from bot.store.sqlite.db import SqliteDatabase
 from bot.store.transfer import TABLES
@@ -73,6 +74,14 @@ async def build_history(path: Path) -> None:
         await blocklist.add(GUILD, MOD, "forbidden words")
         await blocklist.add(GUILD, MOD, "cat")
         await blocklist.remove(GUILD, MOD, "CAT")
+        await guilds.update(GUILD, MOD, confirm_above_micros=500_000)
+        offers = OfferStore(db, clock=lambda: clock[0])
+        for _ in range(2):  # a costly job offered twice; one started
+            offer_id = await offers.create(
+                guild_id=GUILD, user_id=MEMBERS[0], channel_id=2000, estimate_micros=560_000,
+                plan_json='{"prompt": "two dragons"}', expires_at=clock[0] + timedelta(minutes=5),
+            )  # fmt: skip
+        await offers.take(offer_id, MEMBERS[0])
         states = list(JobState)
         n, parent = 0, None
         for days_ago in (0, 1, 40):

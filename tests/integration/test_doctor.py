@@ -27,13 +27,7 @@ from bot.simulator.server import RunwareSimulator
 from bot.store.postgres.db import LATEST_VERSION as PG_LATEST
 from bot.store.sqlite.db import LATEST_VERSION
 from tests.fakes.discord import FakeDiscord
-from tests.helpers import make_settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.helpers import free_port, make_settings
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import socket
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,15 +18,9 @@ from bot.core.errors import JobRejected, OverLimit
 from bot.core.models import JobState, Payer, ResultState
 from bot.core.plans import Requester, VideoOptions
 from bot.simulator.server import RunwareSimulator
-from tests.helpers import Clock, RecordingSink, make_settings, metric_value, raises_saying
+from tests.helpers import Clock, RecordingSink, free_port, make_settings, metric_value, raises_saying
 
 ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -358,3 +352,24 @@ async def test_delivery_that_keeps_failing_backs_off_then_keeps_the_results_as_u
     [result] = await eng.jobs.results(job.id)
     assert result.state is ResultState.UNDELIVERABLE  # given up; the result (and its URL) is kept
     assert sink.delivered == [] and eng.tracker.outbox._failures == {}
+
+
+async def test_start_up_closes_holds_a_crash_left_on_finished_jobs(engine: tuple[Engine, RecordingSink]) -> None:
+    """A crash between a job's final transition and its settle/release leaves a hold open: the tracker's start-up
+    reconciliation settles succeeded jobs at their cost and releases failed and expired ones (running ones stay)."""
+    eng, _ = engine
+    made = [
+        await eng.service.create(VideoOptions(prompt=f"job {n}"), replace(ALICE, user_id=3000 + n)) for n in range(4)
+    ]
+    ok, failed, expired, running = (job.id for job in made)
+    await eng.jobs.transition(ok, JobState.SUCCEEDED, cost_micros=123)
+    await eng.jobs.transition(failed, JobState.FAILED)
+    await eng.jobs.transition(expired, JobState.EXPIRED)
+    assert await eng.ledger.held_job_ids() == [ok, failed, expired, running]
+    await eng.tracker.reconcile_ledger()
+    assert await eng.ledger.held_job_ids() == [running]
+    row = await eng.db.fetchone("SELECT status, charged_micros FROM ledger WHERE job_id = ?", (ok,))
+    assert row is not None and tuple(row) == ("settled", 123)
+    assert eng.metrics.value("hailuo_spend_micros_total", mode="real") == 123
+    await eng.tracker.reconcile_ledger()  # idempotent
+    assert eng.metrics.value("hailuo_spend_micros_total", mode="real") == 123

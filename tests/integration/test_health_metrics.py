@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -12,7 +15,7 @@ from bot.core.engine import Engine
 from bot.core.metrics import CONTENT_TYPE
 from bot.core.plans import Requester, VideoOptions
 from bot.simulator.server import RunwareSimulator
-from tests.helpers import RecordingSink, make_settings, metric_value, parse_metrics
+from tests.helpers import Clock, RecordingSink, make_settings, metric_value, parse_metrics
 
 ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))
 
@@ -74,12 +77,17 @@ async def test_healthz_names_discord_when_it_is_down(served: tuple[Engine, Recor
     assert status == 503 and doc["failing"] == ["discord"] and doc["ok"] is False
 
 
-async def test_healthz_names_the_database_when_it_is_gone(served: tuple[Engine, RecordingSink, Discord, str]) -> None:
+async def test_healthz_names_the_database_when_it_is_gone(
+    served: tuple[Engine, RecordingSink, Discord, str], caplog: pytest.LogCaptureFixture
+) -> None:
     eng, _, _, base = served
+    caplog.set_level(logging.WARNING, logger="bot.core.engine")
     await eng.start_tracking()
     await eng.db.close()
     status, doc = await get_health(base)
     assert status == 503 and doc["failing"] == ["database"]
+    assert "health: the database check failed" in caplog.text  # the error is logged, not swallowed
+    assert "database is not open" in caplog.text
 
 
 async def test_metrics_count_jobs_requests_webhooks_deliveries_and_spend(
@@ -124,3 +132,36 @@ async def test_metrics_count_jobs_requests_webhooks_deliveries_and_spend(
     assert metric_value(samples, "hailuo_deliveries_total", outcome="undeliverable") == 0
     assert metric_value(samples, "hailuo_spend_micros_total", mode="real") == 280_000
     assert metric_value(samples, "hailuo_spend_micros_total", mode="dry_run") == 0
+
+
+async def test_healthz_reports_a_hung_sweep_after_three_poll_intervals(sim: RunwareSimulator, db_path: Path) -> None:
+    clock = Clock()
+    eng = Engine(make_settings(db_path, sim.base_url), clock=clock)
+    await eng.start(RecordingSink())
+    try:
+        await eng.start_tracking()
+        assert eng.webhook_server is not None
+        base = f"http://127.0.0.1:{eng.webhook_server.bound_port}"
+        release = asyncio.Event()
+        entered = asyncio.Event()
+
+        async def hang() -> None:  # the next sweep never ends (a lookup that never returns)
+            entered.set()
+            await release.wait()
+
+        eng.tracker.before_sweep = hang
+        eng.tracker.loop.wake()
+        await entered.wait()
+        interval = eng.settings.runware.poll_interval
+        clock.now += timedelta(seconds=3 * interval)
+        assert (await get_health(base))[0] == 200  # three intervals: still within bounds
+        clock.now += timedelta(seconds=1)
+        status, doc = await get_health(base)
+        assert status == 503 and doc["failing"] == ["tracker"]
+        rounds = eng.tracker.loop.rounds
+        release.set()
+        while eng.tracker.loop.rounds == rounds:  # the sweep ends: healthy again
+            await asyncio.sleep(0)
+        assert (await get_health(base))[0] == 200
+    finally:
+        await eng.close()

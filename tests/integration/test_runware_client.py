@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from bot.runware.answers import Answer
 from bot.runware.client import RunwareClient
 from bot.runware.errors import ErrorKind, RunwareError, RunwareUnavailable, classify
 from bot.runware.models import (
@@ -15,7 +16,8 @@ from bot.runware.models import (
 )
 from bot.simulator.server import RunwareSimulator
 from bot.ui.texts_errors import runware_text
-from tests.runware_helpers import SIM_KEY, Receiver, png_bytes, video_task
+from tests.fakes.images import png_bytes
+from tests.runware_helpers import SIM_KEY, Receiver, video_task
 
 pytest_plugins = ["tests.conftest_runware"]
 
@@ -130,7 +132,7 @@ def test_results_are_deduplicated_by_video_uuid() -> None:
     t = new_task_uuid()
     item = {"taskType": "videoInference", "taskUUID": t, "status": "success", "videoUUID": "V1", "videoURL": "u"}
     env = ResponseEnvelope.model_validate({"data": [item, item, {**item, "videoUUID": "V2"}]})
-    status = client._read_statuses([{"taskType": "getResponse", "taskUUID": t}], 200, env)[t]
+    status = client._read_statuses([{"taskType": "getResponse", "taskUUID": t}], Answer(200, env))[t]
     assert [i.video_uuid for i in status.successes] == ["V1", "V2"]
 
 
@@ -370,8 +372,8 @@ def _first_last(first: str, last: str) -> VideoInferenceTask:
 
 
 async def test_last_frame_is_sent_as_documented_and_accepted(sim: RunwareSimulator, client: RunwareClient) -> None:
-    first = await client.upload_image(png_bytes(color="red"), "image/png")
-    last = await client.upload_image(png_bytes(color="blue"), "image/png")
+    first = await client.upload_image(png_bytes(color=(255, 0, 0)), "image/png")
+    last = await client.upload_image(png_bytes(color=(0, 0, 255)), "image/png")
     task = _first_last(first, last)
     await client.submit(task)
     frames = sim.requests[-1].tasks[0]["inputs"]["frameImages"]

@@ -12,7 +12,8 @@ import pytest
 
 from bot.runware.models import new_task_uuid
 from bot.simulator.server import RunwareSimulator, sample_clip
-from tests.runware_helpers import SIM_KEY, Receiver, png_bytes, video_task
+from tests.fakes.images import png_bytes
+from tests.runware_helpers import SIM_KEY, Receiver, video_task
 
 pytest_plugins = ["tests.conftest_runware"]
 

@@ -15,7 +15,7 @@ import pytest
 
 from bot.core.engine import Engine, StartupError
 from bot.core.errors import OverLimit
-from bot.core.models import Payer, Period, usd_to_micros
+from bot.core.models import Period, usd_to_micros
 from bot.simulator.server import RunwareSimulator
 from bot.store.driver import SchemaError
 from bot.store.guilds import GuildDefaults, GuildStore
@@ -25,29 +25,20 @@ from bot.store.postgres.db import LATEST_VERSION, PostgresDatabase, describe_url
 from bot.store.sqlite.db import LATEST_VERSION as SQLITE_LATEST
 from bot.store.sqlite.db import SqliteDatabase
 from tests.helpers import make_settings
+from tests.helpers import new_job as make_new_job
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 CLIP = usd_to_micros("0.28")
 
 
 def new_job(n: int) -> NewJob:
-    return NewJob(
+    return make_new_job(
         task_uuid=f"race-{n}",
-        guild_id=1,
         channel_id=7,
         budget_channel_id=7,
         user_id=42,
-        payer=Payer.MEMBER,
-        pool_channel_id=None,
         prompt="a lighthouse in a storm",
-        resolution="768p",
-        duration=6,
-        variations=1,
-        prompt_optimizer=False,
-        frame_count=0,
-        params={},
         estimate_micros=CLIP,
-        dry_run=False,
     )
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
+import struct
+import subprocess
+import sys
 from datetime import date, timedelta
 
 import pytest
@@ -41,16 +46,60 @@ def test_chart_is_a_png_of_the_documented_size() -> None:
     assert image.size == (WIDTH, HEIGHT)
 
 
-def test_same_data_same_bytes() -> None:
+def png_chunks(data: bytes) -> list[str]:
+    """The chunk types of a PNG, in order."""
+    chunks, pos = [], 8
+    while pos < len(data):
+        length = struct.unpack(">I", data[pos : pos + 4])[0]
+        chunks.append(data[pos + 4 : pos + 8].decode("ascii"))
+        pos += 12 + length
+    return chunks
+
+
+RENDER_IN_A_FRESH_PROCESS = """
+import hashlib, sys
+from datetime import date, timedelta
+from bot.ui.chart import render_spend_chart
+days = [date(2025, 3, 1) + timedelta(days=i) for i in range(7)]
+png = render_spend_chart([(d, 37_000 * i) for i, d in enumerate(days)], title="Week")
+sys.stdout.write(hashlib.sha256(png).hexdigest())
+"""
+
+
+def test_same_data_same_bytes_in_any_process_and_no_timestamp() -> None:
     daily = [(d, 37_000 * i) for i, d in enumerate(MARCH[:7])]
-    assert render_spend_chart(daily, title="Week") == render_spend_chart(list(daily), title="Week")
+    data = render_spend_chart(daily, title="Week")
+    assert set(png_chunks(data)) == {"IHDR", "IDAT", "IEND"}  # no tIME or text chunk that could vary
+    here = hashlib.sha256(data).hexdigest()
+    for seed in ("1", "2"):  # another interpreter, another hash seed: the same picture, byte for byte
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", RENDER_IN_A_FRESH_PROCESS], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == here
 
 
-def test_the_total_and_title_are_drawn() -> None:
-    daily = [(MARCH[0], 280_000)]
-    base = render_spend_chart(daily, title="Today")
-    assert render_spend_chart(daily, title="Tomorrow") != base
-    assert render_spend_chart([(MARCH[0], 290_000)], title="Today") != base
+def ink_in(image: Image.Image, box: tuple[int, int, int, int]) -> bytes:
+    """The pixels of a region, and a check that something is drawn there."""
+    region = image.crop(box)
+    assert region.getextrema() != ((255, 255), (255, 255), (255, 255)), f"nothing drawn in {box}"
+    return region.tobytes()
+
+
+#: The header row above the plot (bar value labels start lower): the title on the left, the total on the right.
+TITLE_BOX = (0, 0, WIDTH // 2, 40)
+TOTAL_BOX = (WIDTH // 2, 0, WIDTH, 40)
+
+
+def test_the_total_and_title_are_drawn_in_the_header() -> None:
+    today = open_png(render_spend_chart([(MARCH[0], 280_000)], title="Today"))
+    other_title = open_png(render_spend_chart([(MARCH[0], 280_000)], title="Tomorrow"))
+    other_total = open_png(render_spend_chart([(MARCH[0], 290_000)], title="Today"))
+    assert ink_in(today, TITLE_BOX) != ink_in(other_title, TITLE_BOX)
+    assert ink_in(today, TOTAL_BOX) == ink_in(other_title, TOTAL_BOX)  # same total, same pixels
+    assert ink_in(today, TOTAL_BOX) != ink_in(other_total, TOTAL_BOX)
+    assert ink_in(today, TITLE_BOX) == ink_in(other_total, TITLE_BOX)
 
 
 def test_bars_are_proportional_to_spend_and_zero_days_have_none() -> None:

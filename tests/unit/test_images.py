@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 
 from bot.core.errors import InputError
-from bot.core.images import check_image, read_image, sniff_mime, to_data_uri
+from bot.core.images import check_image, read_image
+from bot.runware.client import data_uri
+from bot.runware.models import sniff_image
 from bot.settings import ImageSettings
 from bot.ui.texts_errors import error_text
 from tests.helpers import raises_saying
@@ -131,17 +133,17 @@ def test_long_or_odd_file_names_are_tidied() -> None:
     assert error_text(err.value).startswith('"' + "x" * 77 + '..." is not an image')
 
 
-def test_sniff_mime() -> None:
-    assert sniff_mime(make("PNG")) == "image/png"
-    assert sniff_mime(make("JPEG")) == "image/jpeg"
-    assert sniff_mime(make("WEBP")) == "image/webp"
-    assert sniff_mime(make("GIF")) is None
-    assert sniff_mime(b"RIFF\0\0\0\0WAVE") is None
+def test_sniff_image() -> None:
+    assert sniff_image(make("PNG")) == "image/png"
+    assert sniff_image(make("JPEG")) == "image/jpeg"
+    assert sniff_image(make("WEBP")) == "image/webp"
+    assert sniff_image(make("GIF")) is None
+    assert sniff_image(b"RIFF\0\0\0\0WAVE") is None
 
 
 def test_data_uri_round_trips() -> None:
     img = check_image("f.png", make("PNG"), CFG)
-    uri = to_data_uri(img)
+    uri = data_uri(img.data, img.mime)
     head, _, body = uri.partition(",")
     assert head == "data:image/png;base64"
     assert base64.b64decode(body) == img.data

@@ -17,7 +17,7 @@ from bot.store.interface import Database
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
 from bot.ui.texts_errors import error_text
-from tests.helpers import raises_saying
+from tests.helpers import new_job, raises_saying
 
 NOW = datetime(2025, 1, 31, 22, 0, tzinfo=UTC)  # a Friday, two hours before a new day and month
 GUILD, MOD = 100, 900
@@ -26,12 +26,6 @@ GENERAL, STUDIO, POOL = 10, 11, 12
 ROLE_A, ROLE_B = 50, 51
 CLIP = usd_to_micros("0.28")
 _uuids = itertools.count()
-
-
-@pytest.fixture
-def db(database: Database) -> Database:
-    """This test's database, on each backend in turn (tests/conftest.py)."""
-    return database
 
 
 @pytest.fixture
@@ -57,7 +51,7 @@ def job(
     guild_id: int = GUILD,
     dry_run: bool = False,
 ) -> NewJob:
-    return NewJob(
+    return new_job(
         task_uuid=f"task-{next(_uuids)}",
         guild_id=guild_id,
         channel_id=channel_id,
@@ -66,12 +60,6 @@ def job(
         payer=payer,
         pool_channel_id=channel_id if payer is Payer.POOL else None,
         prompt="neon rain",
-        resolution="768p",
-        duration=6,
-        variations=1,
-        prompt_optimizer=False,
-        frame_count=0,
-        params={},
         estimate_micros=estimate,
         dry_run=dry_run,
     )
@@ -339,23 +327,7 @@ async def test_a_refused_reservation_writes_nothing(ledger: SpendLedger, db: Dat
     assert await db.fetchall("SELECT * FROM ledger") == []
 
 
-# -- reconcile and reports -----------------------------------------------------------------------------------------
-
-
-async def test_reconcile_closes_holds_of_finished_jobs(ledger: SpendLedger, db: Database) -> None:
-    jobs = JobStore(db)
-    ok, failed, expired, running = [await reserve(ledger, job()) for _ in range(4)]
-    for job_id in (ok, failed, expired, running):
-        await jobs.transition(job_id, JobState.SUBMITTED)
-    await jobs.transition(ok, JobState.SUCCEEDED, cost_micros=123)
-    await jobs.transition(failed, JobState.FAILED)
-    await jobs.transition(expired, JobState.EXPIRED)
-    assert await ledger.held_job_ids() == [ok, failed, expired, running]
-    assert await ledger.reconcile() == (1, 2)
-    assert await ledger.held_job_ids() == [running]
-    assert await ledger.reconcile() == (0, 0)
-    row = await db.fetchone("SELECT status, charged_micros FROM ledger WHERE job_id = ?", (ok,))
-    assert row is not None and tuple(row) == ("settled", 123)
+# -- reports -------------------------------------------------------------------------------------------------------
 
 
 async def test_report_totals_match_the_ledger(ledger: SpendLedger, db: Database) -> None:

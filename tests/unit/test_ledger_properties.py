@@ -38,6 +38,7 @@ from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.jobs import NewJob
 from bot.store.ledger import SpendLedger
 from tests.helpers import empty_postgres_database, open_test_database
+from tests.helpers import new_job as make_new_job
 
 GUILD, MOD = 100, 900
 U1, U2, U3 = 1, 2, 3
@@ -190,7 +191,7 @@ async def scenario(ops: list[tuple[Any, ...]], target: Path | str) -> None:
 
         def new_job(user_id: int, channel_id: int, estimate: Micros, dry_run: bool) -> NewJob:
             pool = channel_id == POOL
-            return NewJob(
+            return make_new_job(
                 task_uuid=f"t{next(uuids)}",
                 guild_id=GUILD,
                 channel_id=channel_id,
@@ -199,12 +200,6 @@ async def scenario(ops: list[tuple[Any, ...]], target: Path | str) -> None:
                 payer=Payer.POOL if pool else Payer.MEMBER,
                 pool_channel_id=channel_id if pool else None,
                 prompt="p",
-                resolution="768p",
-                duration=6,
-                variations=1,
-                prompt_optimizer=False,
-                frame_count=0,
-                params={},
                 estimate_micros=estimate,
                 dry_run=dry_run,
             )

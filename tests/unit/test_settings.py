@@ -160,6 +160,16 @@ def test_overrides_apply_last(tmp_path: Path) -> None:
     assert settings.dry_run is True
 
 
+def test_overrides_are_validated_like_the_file() -> None:
+    settings, _ = load_settings(None, overrides={"dry_run": True, "runware": {"poll_interval": 2}})
+    assert settings.dry_run is True and settings.runware.poll_interval == 2
+    assert settings.runware.max_wait == Settings().runware.max_wait  # the rest of the section is kept
+    with pytest.raises(ConfigError, match="dry_run"):
+        load_settings(None, overrides={"dry_run": "maybe"})
+    with pytest.raises(ConfigError, match="poll_interval"):
+        load_settings(None, overrides={"runware": {"poll_interval": "often"}})
+
+
 @pytest.mark.parametrize(
     ("text", "key"),
     [

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from bot.core.models import JobState, Payer, Period, usd_to_micros
 from bot.store.driver import Database
 from bot.store.figures import SpendFigures
@@ -15,12 +13,6 @@ from bot.store.ledger import SpendLedger
 from tests.unit.test_ledger import GUILD, job
 
 NOW = datetime(2025, 1, 31, 22, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(database: Database) -> Database:
-    """The shared `database` fixture: each test runs on SQLite and on PostgreSQL."""
-    return database
 
 
 async def finished(ledger: SpendLedger, jobs: JobStore, *, clips: int, cost: int, at: datetime, **kw: object) -> int:

@@ -16,12 +16,6 @@ GUILD, MOD = 100, 900
 
 
 @pytest.fixture
-def db(database: Database) -> Database:
-    """This test's database, on each backend in turn (tests/conftest.py)."""
-    return database
-
-
-@pytest.fixture
 def guilds(db: Database) -> GuildStore:
     return GuildStore(db, defaults=GuildDefaults(variations_cap=3, concurrent_per_member=2), clock=lambda: NOW)
 

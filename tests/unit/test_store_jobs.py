@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from bot.core.models import FINAL_JOB_STATES, JOB_TRANSITIONS, JobState, Payer, 
 from bot.store.interface import Database
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
+from tests.helpers import new_job as make_new_job
 from tests.helpers import open_test_database
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -25,12 +25,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-def db(database: Database) -> Database:
-    """This test's database, on each backend in turn (tests/conftest.py)."""
-    return database
 
 
 @pytest.fixture
@@ -49,25 +43,17 @@ def ledger(db: Database) -> SpendLedger:
 
 
 def new_job(task_uuid: str, *, user_id: int = 3, guild_id: int = 1, **changes: object) -> NewJob:
-    job = NewJob(
-        task_uuid=task_uuid,
-        guild_id=guild_id,
-        channel_id=20,
-        budget_channel_id=20,
-        user_id=user_id,
-        payer=Payer.MEMBER,
-        pool_channel_id=None,
-        prompt="waves at dusk",
-        resolution="768p",
-        duration=6,
-        variations=2,
-        prompt_optimizer=True,
-        frame_count=1,
-        params={"image_uuids": ["img-1"], "safety_mode": "fast"},
-        estimate_micros=560_000,
-        dry_run=False,
-    )
-    return replace(job, **changes)  # type: ignore[arg-type]
+    fields: dict[str, object] = {
+        "channel_id": 20,
+        "budget_channel_id": 20,
+        "prompt": "waves at dusk",
+        "variations": 2,
+        "prompt_optimizer": True,
+        "frame_count": 1,
+        "params": {"image_uuids": ["img-1"], "safety_mode": "fast"},
+        "estimate_micros": 560_000,
+    }
+    return make_new_job(task_uuid=task_uuid, guild_id=guild_id, user_id=user_id, **(fields | changes))
 
 
 async def make(ledger: SpendLedger, task_uuid: str, **changes: object) -> int:
@@ -177,21 +163,17 @@ async def test_recent_for_member_is_newest_first_and_per_guild(store: JobStore, 
     assert [j.id for j in await store.recent_for_member(1, 3, limit=3)] == ids[::-1][:3]
 
 
-async def test_status_message_thread_attempts_and_params(store: JobStore, ledger: SpendLedger) -> None:
+async def test_status_message_thread_and_params(store: JobStore, ledger: SpendLedger) -> None:
     job_id = await make(ledger, "s")
     await store.set_status_message(job_id, channel_id=20, message_id=555)
     await store.set_thread(job_id, 66)
-    assert await store.bump_submit_attempts(job_id) == 1
-    assert await store.bump_submit_attempts(job_id) == 2
     job = await store.get(job_id)
     assert job is not None
     await store.set_params(job_id, {**job.params_dict(), "task": {"taskUUID": "s"}})
     job = await store.get(job_id)
     assert job is not None
-    assert (job.status_channel_id, job.status_message_id, job.thread_id, job.submit_attempts) == (20, 555, 66, 2)
+    assert (job.status_channel_id, job.status_message_id, job.thread_id) == (20, 555, 66)
     assert job.extra["task"] == {"taskUUID": "s"} and job.extra["safety_mode"] == "fast"
-    with pytest.raises(LookupError):
-        await store.bump_submit_attempts(9999)
 
 
 async def test_results_are_recorded_once(store: JobStore, ledger: SpendLedger) -> None:

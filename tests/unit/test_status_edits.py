@@ -1,8 +1,8 @@
-"""StatusReporter keeps bounded per-job memory while still ignoring stale routine updates."""
+"""StatusReporter: edits spaced by the interval on the injected clock, coalesced, never backwards; bounded memory."""
 
 from __future__ import annotations
 
-import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,7 +10,7 @@ import pytest
 from bot.core.models import Job, JobState
 from bot.ui import status as status_module
 from bot.ui.status import StatusReporter
-from tests.helpers import make_job
+from tests.helpers import Clock, make_job
 
 
 def job(job_id: int) -> Job:
@@ -25,12 +25,25 @@ def job(job_id: int) -> Job:
     )
 
 
-class Edits:
-    """Stands in for Discord's REST: records each status edit (the reporter is what is tested here)."""
+class Time(Clock):
+    """The injected clock, and a sleep that moves it instead of waiting."""
 
     def __init__(self) -> None:
+        super().__init__()
+        self.slept: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += timedelta(seconds=seconds)
+
+
+class Edits:
+    """Stands in for Discord's REST: records each status edit and when it went out (the reporter is tested here)."""
+
+    def __init__(self, time: Time) -> None:
+        self.time = time
         self.edits: list[tuple[int, str]] = []
-        self.times: list[float] = []
+        self.times: list[datetime] = []
 
     def get_partial_messageable(self, channel_id: int) -> Edits:
         return self
@@ -46,13 +59,14 @@ class _Message:
 
     async def edit(self, *, content: str, **_: Any) -> None:
         self._edits.edits.append((self._id, content))
-        self._edits.times.append(time.monotonic())
+        self._edits.times.append(self._edits.time.now)
 
 
 async def test_ended_jobs_are_remembered_in_bounded_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(status_module, "ENDED_MEMORY", 3)
-    edits = Edits()
-    reporter = StatusReporter(edits, jobs=None, interval=0)  # type: ignore[arg-type]
+    time = Time()
+    edits = Edits(time)
+    reporter = StatusReporter(edits, jobs=None, interval=0, clock=time, sleep=time.sleep)  # type: ignore[arg-type]
     for n in range(1, 11):
         await reporter.update(job(n), "generating")
         await reporter.update(job(n), "done")
@@ -64,9 +78,10 @@ async def test_ended_jobs_are_remembered_in_bounded_memory(monkeypatch: pytest.M
 
 
 async def test_edits_are_spaced_by_the_interval_coalesced_and_never_go_backwards() -> None:
-    edits = Edits()
-    interval = 0.2
-    reporter = StatusReporter(edits, jobs=None, interval=interval)  # type: ignore[arg-type]
+    time = Time()
+    edits = Edits(time)
+    interval = 20.0  # on the injected clock: the test never waits for it
+    reporter = StatusReporter(edits, jobs=None, interval=interval, clock=time, sleep=time.sleep)  # type: ignore[arg-type]
     j = job(1)
     await reporter.update(j, "generating")  # first edit: at once
     await reporter.update(j, "generating", progress=10)  # within the interval: waits
@@ -77,8 +92,9 @@ async def test_edits_are_spaced_by_the_interval_coalesced_and_never_go_backwards
     await reporter.update(j, "done")
     assert await reporter._timers.drain(5)
     assert [c.split(" · ")[0] for _, c in edits.edits] == ["🎬 Generating", "📤 Posting", "✅ Done"]
-    gaps = [b - a for a, b in zip(edits.times, edits.times[1:], strict=False)]
-    assert all(gap >= interval * 0.95 for gap in gaps), gaps  # never two edits within the interval
+    gaps = [(b - a).total_seconds() for a, b in zip(edits.times, edits.times[1:], strict=False)]
+    assert gaps == [interval, interval], gaps  # never two edits within the interval, and no longer wait than that
+    assert time.slept == [interval, interval]
     await reporter.update(j, "generating", progress=99)  # a late poll round after the end
     await reporter.flush()
     assert len(edits.edits) == 3

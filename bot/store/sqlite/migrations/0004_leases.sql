@@ -1,4 +1,4 @@
--- hailuo-bot schema, version 3: leases, so several processes can share one database (SPEC §10).
+-- hailuo-bot schema, version 4: leases, so several processes can share one database (SPEC §10).
 -- A job's lease covers submit, recovery, the poll sweep and expiry; a result's lease covers posting it.
 -- lease_owner is a process's owner id; lease_until is ISO-8601 UTC text like every other time. A lease is free when
 -- lease_until is NULL or in the past; its owner renews it while it works, and a dead owner's leases lapse.

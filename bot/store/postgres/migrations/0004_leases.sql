@@ -1,4 +1,4 @@
--- hailuo-bot schema, version 3, for PostgreSQL: leases, as SQLite's 0003_leases.sql (SPEC §10).
+-- hailuo-bot schema, version 4, for PostgreSQL: leases, as SQLite's 0004_leases.sql (SPEC §10).
 -- A job's lease covers submit, recovery, the poll sweep and expiry; a result's lease covers posting it.
 -- lease_owner is a process's owner id; lease_until is ISO-8601 UTC text in the "C" collation like every other time.
 

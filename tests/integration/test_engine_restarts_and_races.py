@@ -1,11 +1,10 @@
-"""Second reading of the job engine: regressions for defects found in service, tracker and webhook."""
+"""The job engine through restarts and long downtime, cancels racing submits, partial expiry and odd webhooks."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,8 +20,8 @@ from bot.core.tracker import NOT_FOUND_STRIKES
 from bot.runware.models import VideoInferenceTask, VideoResultItem
 from bot.settings import Settings
 from bot.simulator.server import RunwareSimulator
-from tests.helpers import Clock, RecordingSink, make_settings
-from tests.runware_helpers import png_bytes
+from tests.fakes.images import png_bytes
+from tests.helpers import Clock, RecordingSink, free_port, make_settings
 
 ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))
 MAX_WAIT = 600
@@ -151,7 +150,7 @@ async def test_job_failed_by_recovery_is_not_submitted_late(
     engine: tuple[Engine, RecordingSink], sim: RunwareSimulator, clock: Clock
 ) -> None:
     eng, _ = engine
-    frame = ImageInput(filename="f.png", data=png_bytes((64, 64)), mime="image/png", width=64, height=64)
+    frame = ImageInput(filename="f.png", data=png_bytes(64, 64), mime="image/png", width=64, height=64)
     plan = await eng.service.plan(VideoOptions(prompt="slow to set up in Discord", first_frame=frame), ALICE)
     job = await eng.service.reserve(plan)
     clock.now += timedelta(seconds=61)  # opening its thread and status message took longer than the grace
@@ -228,12 +227,6 @@ async def test_tracker_forgets_per_job_state_once_jobs_end(
 
 
 # -- webhook -------------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_webhook_with_a_stray_entry_still_takes_the_known_result(

@@ -23,8 +23,8 @@ from bot.core.tracker import JobTracker
 from bot.runware.models import VideoInferenceTask
 from bot.simulator.server import RunwareSimulator
 from bot.store.leases import Leases
+from tests.fakes.images import png_bytes
 from tests.helpers import Clock, RecordingSink, make_settings, open_test_database
-from tests.runware_helpers import png_bytes
 
 ALICE = Requester(guild_id=1000, channel_id=2000, user_id=3000, role_ids=(1000,))
 LEASE = 30.0
@@ -348,7 +348,7 @@ async def test_concurrent_claims_from_two_connections_split_the_jobs_without_err
 async def test_a_process_never_fails_its_own_job_being_set_up_before_the_grace_however_short_its_lease(
     engine: Engine, a: Proc, b: Proc, clock: Clock
 ) -> None:
-    frame = ImageInput(filename="f.png", data=png_bytes((64, 64)), mime="image/png", width=64, height=64)
+    frame = ImageInput(filename="f.png", data=png_bytes(64, 64), mime="image/png", width=64, height=64)
     plan = await a.service.plan(VideoOptions(prompt="frames still uploading", first_frame=frame), ALICE)
     job = await a.service.reserve(plan)  # no task stored until the frames are at Runware
     clock.now += timedelta(seconds=LEASE + 1)  # longer than a lease, shorter than the 60 s grace

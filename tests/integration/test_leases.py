@@ -358,3 +358,22 @@ async def test_a_process_never_fails_its_own_job_being_set_up_before_the_grace_h
     failed = await engine.jobs.get(job.id)
     assert failed is not None and failed.state is JobState.FAILED
     assert await engine.ledger.held_job_ids() == []
+
+
+async def test_an_overdue_job_is_expired_by_the_process_holding_it_and_by_another_only_once_it_is_let_go(
+    engine: Engine, a: Proc, b: Proc, sim: RunwareSimulator, clock: Clock
+) -> None:
+    job = await a.service.create(VideoOptions(prompt="never finishes"), ALICE)
+    clock.now += timedelta(seconds=601)  # past max_wait (600 s here)
+    await a.leases.renew()  # A is alive
+    await b.tracker.sweep_once()
+    still = await engine.jobs.get(job.id)
+    assert still is not None and still.state is JobState.SUBMITTED and b.sink.failed == []
+
+    clock.now += timedelta(seconds=LEASE + 1)  # A died
+    await b.tracker.sweep_once()
+    await a.tracker.sweep_once()  # a late A finds it gone
+    expired = await engine.jobs.get(job.id)
+    assert expired is not None and expired.state is JobState.EXPIRED
+    assert [f[0] for f in b.sink.failed] == [job.id] and a.sink.failed == []
+    assert await engine.ledger.held_job_ids() == []

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Any
 
 import aiohttp
 import discord
@@ -36,7 +37,16 @@ def point_at(api_base: str) -> None:
     Route.BASE = api_base.rstrip("/") if api_base else DISCORD_REST_BASE
 
 
-class HailuoBot(commands.Bot):
+def shard_options(settings: Settings) -> dict[str, Any]:
+    """The shards of this process (SPEC §10): shard_count None makes discord.py ask GET /gateway/bot for the count
+    Discord recommends; no shard_ids runs them all."""
+    options: dict[str, Any] = {"shard_count": settings.discord.shard_count or None}
+    if settings.discord.shard_ids:
+        options["shard_ids"] = list(settings.discord.shard_ids)
+    return options
+
+
+class HailuoBot(commands.AutoShardedBot):
     def __init__(self, settings: Settings, *, guild_ready_timeout: float = 2.0) -> None:
         # The bot never joins voice: don't warn operators that voice libraries are missing.
         discord.VoiceClient.warn_nacl = False
@@ -50,6 +60,7 @@ class HailuoBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             guild_ready_timeout=guild_ready_timeout,
+            **shard_options(settings),
         )
         self.settings = settings
         self._engine: Engine | None = None
@@ -122,7 +133,12 @@ class HailuoBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info(
-            "ready as %s in %d server(s)%s", self.user, len(self.guilds), " — DRY RUN" if self.settings.dry_run else ""
+            "ready as %s in %d server(s), shards %s of %s%s",
+            self.user,
+            len(self.guilds),
+            sorted(self.shards),
+            self.shard_count,
+            " — DRY RUN" if self.settings.dry_run else "",
         )
         self.ready_once.set()
 

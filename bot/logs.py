@@ -32,6 +32,11 @@ FILE_MAX_BYTES = 10 * 1024 * 1024
 FILE_BACKUPS = 5
 QUIET_LOGGERS = ("discord.http", "discord.gateway")
 RECONNECT_MSG = "Attempting a reconnect"  #: discord.Client.connect's message before each retry
+#: The same from the sharded client (bot.app.HailuoBot is an AutoShardedBot): per shard, and at the first connect.
+RECONNECT_MESSAGES = {
+    "discord.client": (RECONNECT_MSG,),
+    "discord.shard": (RECONNECT_MSG, "Failed to connect for shard_id"),
+}
 
 # Safety nets for secrets nobody registered: a Discord bot token (three base64url segments joined by dots),
 # an HTTP bearer credential, and an apiKey/api_key value (Runware's authentication task carries one).
@@ -114,7 +119,8 @@ class ReconnectFilter(logging.Filter):
     is unreachable). It is an expected, self-healing event: make it one WARNING line naming the cause."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name != "discord.client" or not record.exc_info or not str(record.msg).startswith(RECONNECT_MSG):
+        starts = RECONNECT_MESSAGES.get(record.name)
+        if starts is None or not record.exc_info or not str(record.msg).startswith(starts):
             return True
         exc = record.exc_info[1]
         cause = f"{type(exc).__name__}: {exc}" if exc is not None and str(exc) else type(exc).__name__

@@ -160,6 +160,7 @@ class WebhookSettings(_Section):
 class DatabaseSettings(_Section):
     path: Path = Path("data/hailuo-bot.sqlite3")
     url: SecretStr = SecretStr("")  # postgresql://…: PostgreSQL instead of the SQLite file (it may hold a password)
+    lease_seconds: float = Field(0, ge=0)  # a claim on a job lasts this long unless renewed; 0: 3 × poll_interval
 
 
 class LimitsSettings(_Section):
@@ -261,7 +262,24 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.webhook.public_url and self.webhook.port == 0:
             raise ValueError("webhook.listen needs a fixed port when webhook.public_url is set")
+        shards = self.discord.shard_ids
+        if shards:
+            count = self.discord.shard_count
+            if not count:
+                raise ValueError("discord.shard_ids needs discord.shard_count (the number of shards in all)")
+            if any(not 0 <= i < count for i in shards) or len(set(shards)) != len(shards):
+                raise ValueError(f"discord.shard_ids must be distinct numbers from 0 to {count - 1}")
+            if not self.database.url.get_secret_value() and len(shards) != count:
+                raise ValueError(
+                    "discord.shard_ids picks some of the shards, but SQLite serves one process: run every shard "
+                    "in this process (shard_ids = []) or set database.url to a PostgreSQL database"
+                )
         return self
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a process's claim on a job lasts unless renewed (SPEC §10)."""
+        return self.database.lease_seconds or 3 * self.runware.poll_interval
 
     @classmethod
     def settings_customise_sources(

@@ -17,6 +17,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from bot import logs
+from bot.core.background import Loop
 from bot.core.blocklist import BlocklistGuard
 from bot.core.clips import ClipHosts
 from bot.core.errors import UserFacingError
@@ -40,6 +41,7 @@ from bot.store.figures import SpendFigures
 from bot.store.guilds import GuildDefaults, GuildStore
 from bot.store.interface import Database, Guilds, Jobs, Ledger, open_database
 from bot.store.jobs import JobStore
+from bot.store.leases import Leases
 from bot.store.ledger import SpendLedger
 from bot.store.offers import OfferStore
 from bot.store.sqlite.db import open_problem
@@ -105,6 +107,7 @@ class Engine:
         log.info("database %s ready (schema version %d)", self.db.describe(), self.db.schema_version)
 
         self.jobs: Jobs = JobStore(self.db, clock=self._clock)
+        await self._start_leases()
         self.ledger: Ledger = SpendLedger(
             self.db, member_defaults=member_defaults(s), server_defaults=server_defaults(s)
         )
@@ -157,6 +160,7 @@ class Engine:
             clock=self._clock,
             metrics=self.metrics,
             dry_run=s.dry_run,
+            leases=self.leases,
             delivery_workers=s.delivery.download_workers,
         )
         stack.push_async_callback(self.tracker.delivery_pool.stop, 10.0)
@@ -169,6 +173,7 @@ class Engine:
             tracker=self.tracker,
             webhook_url=self.webhook_url,
             clock=self._clock,
+            leases=self.leases,
             blocklist=BlocklistGuard(self.blocklists),
             prices=self.prices,
         )
@@ -182,6 +187,7 @@ class Engine:
             service=self.service,
             tracker=self.tracker,
             clock=self._clock,
+            leases=self.leases,
         )
         self.tracker.before_sweep = self.recovery.recover_reserved
         self.tracker.in_flight = self.service.in_flight
@@ -210,6 +216,27 @@ class Engine:
         if not self.webhook_url:
             log.info("no webhook.public_url: results come by polling every %ss", s.runware.poll_interval)
         self.started = True
+
+    async def _start_leases(self) -> None:
+        """This process's claims on jobs (SPEC §10), renewed three times per lease while it runs."""
+        seconds = self.settings.lease_seconds
+        self.leases = Leases(self.db, seconds=seconds, shared=self.db.dialect == "postgres", clock=self._clock)
+        self._stack.push_async_callback(self._release_leases)  # a clean stop hands the work over at once
+        self._lease_keeper = Loop("lease-renewal", self._renew_leases, seconds / 3)
+        self._lease_keeper.start()
+        self._stack.push_async_callback(self._lease_keeper.stop)
+        log.info("process %s: leases of %.0f s", self.leases.owner, seconds)
+
+    async def _renew_leases(self) -> None:
+        await self.leases.renew()
+
+    async def _release_leases(self) -> None:
+        try:
+            await self.leases.release_all()
+        except Exception as exc:  # the database is gone: the leases lapse on their own instead
+            log.warning(
+                "shutdown: could not release this process's leases (%s); they lapse in %.0f s", exc, self.leases.seconds
+            )
 
     async def _open_database(self) -> Database:
         """The backend `database.url` selects (PostgreSQL) or the SQLite file; a failure is one plain line."""
@@ -240,6 +267,10 @@ class Engine:
 
     async def start_tracking(self) -> None:
         """Resume interrupted work and start polling (after the sink is ready to post)."""
+        if not self.leases.shared:
+            # SQLite serves one bot process: leases left in the file belong to a dead one (not to `generate`, which
+            # never tracks, so it leaves a running bot's leases alone).
+            await self.leases.clear()
         await self.recovery.recover_reserved(startup=True)
         await self.tracker.start()
         self._stack.push_async_callback(self.tracker.stop)

@@ -21,6 +21,7 @@ from bot.core.metrics import Metrics
 from bot.core.models import ClipResult, Job, JobState, ResultState
 from bot.core.sink import Delivered, JobSink
 from bot.store.interface import Jobs
+from bot.store.leases import Leases
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,11 @@ class Outbox:
         job_lock: Callable[[int], AbstractAsyncContextManager[None]],
         sink: JobSink,
         metrics: Metrics | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self._jobs = jobs
+        #: Claims shared with other processes (SPEC §10): only the results this process claimed are posted by it.
+        self._leases = leases
         self._job_lock = job_lock
         self._metrics = metrics
         self.sink = sink
@@ -52,6 +56,13 @@ class Outbox:
             results = [
                 r for r in await self._jobs.results(job.id) if r.state in (ResultState.PENDING, ResultState.DELIVERING)
             ]
+            if results and self._leases is not None:  # another process may be posting them right now
+                claimed = await self._leases.claim_results([r.id for r in results])
+                results = [  # read again: the states as they are now that nobody else may change them
+                    r
+                    for r in await self._jobs.results(job.id)
+                    if r.id in claimed and r.state in (ResultState.PENDING, ResultState.DELIVERING)
+                ]
             if not results:
                 return
             redelivery = any(r.state is ResultState.DELIVERING for r in results)

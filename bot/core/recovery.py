@@ -11,13 +11,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot.core.errors import Failure, FailureKind, UserFacingError
-from bot.core.models import JobState, utc_now
+from bot.core.models import Job, JobState, utc_now
 from bot.core.service import VideoService
 from bot.core.tracker import JobTracker
 from bot.runware.client import RunwareClient
 from bot.runware.errors import RunwareError
 from bot.settings import Settings
 from bot.store.interface import Jobs
+from bot.store.leases import Leases
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,11 @@ class Recovery:
         service: VideoService,
         tracker: JobTracker,
         clock: Callable[[], datetime] = utc_now,
+        leases: Leases | None = None,
     ) -> None:
         self._settings = settings
+        #: Claims shared with other processes (SPEC §10); None: this process is alone with the database.
+        self._leases = leases
         self._jobs = jobs
         self._runware = runware
         self._service = service
@@ -46,13 +50,28 @@ class Recovery:
     async def recover_reserved(self, *, startup: bool = False) -> None:
         """Resubmit, adopt (Runware already holds it), expire or fail every interrupted RESERVED job of this mode."""
         now = self._clock()
+        candidates: list[Job] = []
+        young: list[Job] = []
         for job in await self._jobs.reserved():
             if self._service.in_flight(job.id):
                 continue
             if job.dry_run != self._settings.dry_run:
                 continue  # a dry-run job never goes to the real Runware, nor a live one to the simulator
             if not startup and now - job.created_at < RESERVED_GRACE:
+                young.append(job)  # its process may still be setting it up (thread, status message, frames)
                 continue
+            candidates.append(job)
+        if self._leases is not None:
+            # A young job whose process died (its lease lapsed) or stopped (released it) is taken over at once.
+            left = await self._leases.left_by_others([j.id for j in young]) if young else set()
+            candidates += [j for j in young if j.id in left]
+            # Only the jobs no live process holds; a job never leased may be one another process reserves just now.
+            fresh_start = startup and not self._leases.shared
+            claimed = await self._leases.claim_jobs(
+                [j.id for j in candidates], unleased_before=None if fresh_start else now - RESERVED_GRACE
+            )
+            candidates = [j for j in candidates if j.id in claimed]
+        for job in candidates:
             overdue = (now - job.created_at).total_seconds() > self._settings.runware.max_wait
             task = job.params_dict().get("task")
             if not isinstance(task, dict):  # the task is stored before any submit: this one was never sent

@@ -44,6 +44,7 @@ from bot.settings import Settings
 from bot.store.guilds import ChannelRule, GuildConfig
 from bot.store.interface import Guilds, Jobs, Ledger
 from bot.store.jobs import NewJob
+from bot.store.leases import Leases
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,13 @@ class VideoService:
         clock: Callable[[], datetime] = utc_now,
         blocklist: BlocklistGuard | None = None,
         prices: PriceBook | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self._settings = settings
         self.blocklist = blocklist  # checked in plan(): every way in (/video, buttons, modals) passes there
         self.price_book = prices  # None: the configured table alone
+        #: Claims on jobs shared with other processes (SPEC §10); None: this process is alone with the database.
+        self.leases = leases
         self._jobs = jobs
         self._ledger = ledger
         self._guilds = guilds
@@ -175,6 +179,7 @@ class VideoService:
         )
         cap = None if plan.payer is Payer.OPERATOR else plan.concurrency_cap
         job = await self._ledger.reserve(new, role_ids=who.role_ids, concurrency_cap=cap, now=self._clock())
+        await self._claim(job.id)  # this process submits it; the others leave it alone while the lease lives
         log.info("job=%s task=%s guild=%s reserved %d micros", job.id, job.task_uuid, job.guild_id, job.estimate_micros)
         crash_point("after_job_row")
         return job
@@ -197,10 +202,16 @@ class VideoService:
         finally:
             self._end(job.id)
 
+    async def _claim(self, job_id: int) -> bool:
+        return self.leases is None or await self.leases.claim_job(job_id)
+
     async def _submit_stored(self, job: Job, task: dict[str, Any]) -> Job:
         current = await self._jobs.get(job.id) or job
         if current.state is not JobState.RESERVED:
             return await self._moved_on(current)
+        if not await self._claim(job.id):  # renewed right before the submit: no other process may send it too
+            log.info("job=%s task=%s is claimed by another process; leaving its submit to it", job.id, job.task_uuid)
+            return current
         try:
             model = VideoInferenceTask.model_validate(task)
             await self._runware.submit(model)

@@ -17,15 +17,16 @@ from bot.core.background import KeyedPool, Loop, TaskGroup
 from bot.core.errors import Failure, FailureKind
 from bot.core.metrics import Metrics
 from bot.core.models import Job, JobState, ResultState, usd_to_micros, utc_now
-from bot.core.progress import ProgressMemory, progress_of
 from bot.core.outbox import Outbox
 from bot.core.policy import cost_is_sane
 from bot.core.sink import JobSink, NullSink
+from bot.core.sweep import ProgressMemory, needing_a_look, progress_of
 from bot.runware.client import RunwareClient, TaskStatus
 from bot.runware.errors import RunwareError, classify
 from bot.runware.models import RunwareErrorItem, VideoResultItem
 from bot.store.interface import Jobs, Ledger
-from bot.store.jobs import TrackedJob
+from bot.store.leases import Leases
+from bot.store.tracked import TrackedJob
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,13 @@ class JobTracker:
         clock: Callable[[], datetime] = utc_now,
         metrics: Metrics | None = None,
         dry_run: bool = False,
+        leases: Leases | None = None,
         delivery_workers: int = 4,
     ) -> None:
         self._jobs = jobs
+        #: Claims shared with other processes (SPEC §10): a sweep polls only the jobs it claimed, a delivery posts
+        #: only the results it claimed. None: this process is alone with the database.
+        self._leases = leases
         self._metrics = metrics
         self._dry_run = dry_run
         self._ledger = ledger
@@ -75,7 +80,9 @@ class JobTracker:
         self.loop = Loop("poll-sweep", self.poll_once, poll_interval)
         self._poll_interval = poll_interval
         self._swept_at: datetime | None = None  # when the last sweep ended (or the loop started)
-        self.outbox = Outbox(jobs=jobs, job_lock=self._job_lock, sink=sink or NullSink(), metrics=metrics)
+        self.outbox = Outbox(
+            jobs=jobs, job_lock=self._job_lock, sink=sink or NullSink(), metrics=metrics, leases=leases
+        )
         #: Downloads and posts run here, never in the poll sweep: one slow clip host delays only its own job.
         self.delivery_pool = KeyedPool("deliveries", self._deliver_job, delivery_workers)
         #: Runs first in every sweep (the service recovers jobs interrupted before Runware acknowledged them).
@@ -153,13 +160,13 @@ class JobTracker:
         if self.before_sweep is not None:
             await self.before_sweep()
         now = self._clock()
-        live: list[TrackedJob] = []  # lean rows (RESERVED ones are the service's until Runware acknowledges them)
-        for job in await self._jobs.tracked():
-            if job.dry_run != self._dry_run:
-                continue  # the other mode's Runware holds it: left for a start in that mode
-            if self.in_flight(job.id):
-                continue  # cancelled while its submit is under way: looked at once the submit has ended
-            live.append(job)
+        # Lean rows (RESERVED jobs are the service's until Runware acknowledges them). Left out: the other mode's
+        # jobs (its Runware holds them) and jobs cancelled while their submit is under way (looked at once it ended).
+        live = [j for j in await self._jobs.tracked() if j.dry_run == self._dry_run and not self.in_flight(j.id)]
+        if self._leases is not None and live:
+            # Each job is polled by one process per sweep: the one holding its lease (renewed here every sweep).
+            claimed = await self._leases.claim_jobs([j.id for j in live])
+            live = [j for j in live if j.id in claimed]
         ids = {job.id for job in live}
         for job_id in [k for k in self._not_found if k not in ids]:
             del self._not_found[job_id]  # finished some other way: forget its strikes
@@ -177,14 +184,8 @@ class JobTracker:
             raise failure
 
     async def _apply_sweep(self, live: Sequence[TrackedJob], statuses: Mapping[str, TaskStatus], now: datetime) -> None:
-        """Act on what one sweep learnt. Most jobs are still processing with nothing new to show: those cost a
-        dictionary lookup; the rest are loaded in full (one query per few hundred) and go through `apply_status`."""
-        busy = [
-            (row, statuses.get(row.task_uuid))
-            for row in live
-            if (now - row.started_at).total_seconds() > self._max_wait  # overdue
-            or ((status := statuses.get(row.task_uuid)) is not None and not self._quiet(row, status))
-        ]
+        """Jobs with nothing new (most) cost a lookup; the rest are loaded in full, a few hundred per query."""
+        busy = needing_a_look(live, statuses, now, self._max_wait, self._progress, self._not_found)
         jobs = await self._jobs.get_many([row.id for row, _ in busy]) if busy else {}
         for row, status in busy:
             if (job := jobs.get(row.id)) is None:
@@ -195,15 +196,6 @@ class JobTracker:
                     continue  # finished just now
             if self._overdue(job, now):
                 await self.expire(job)
-
-    def _quiet(self, row: TrackedJob, status: TaskStatus) -> bool:
-        """True when `apply_status` would do nothing for this job but forget its not-found strikes (forgotten here)."""
-        if status.not_found or status.errors or status.successes:
-            return False
-        self._not_found.pop(row.id, None)
-        if row.state is not JobState.SUBMITTED:
-            return True  # cancelled and still running at Runware: waits for its end
-        return not self._progress.is_news(row.id, row.status_message_id, progress_of(status))
 
     def _overdue(self, job: Job, now: datetime) -> bool:
         started = job.submitted_at or job.created_at
@@ -247,8 +239,7 @@ class JobTracker:
             await self._finish(job, failures=failures)
         elif job.state is JobState.SUBMITTED:
             progress = progress_of(status)
-            if job.status_message_id is not None and self._progress.is_news(job.id, job.status_message_id, progress):
-                self._progress.told(job.id, job.status_message_id, progress)
+            if self._progress.take_news(job.id, job.status_message_id, progress):
                 await self.sink.job_progress(job, progress)
 
     # -- webhooks ------------------------------------------------------------------------------------------------

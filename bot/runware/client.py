@@ -14,6 +14,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -162,13 +163,10 @@ class RunwareClient:
         await self._counted(self._submit(task))
 
     async def get_responses(self, task_uuids: Sequence[str]) -> dict[str, TaskStatus]:
-        """The current state of each task, asking for `batch_size` tasks per POST, up to `concurrency` POSTs at once.
-
-        Each task is asked about once. When a batch fails (after its retries) no further batch is started, the
-        batches under way finish, and the first failure is raised.
+        """The state of each task (each asked once), `batch_size` tasks per POST, up to `concurrency` POSTs at once.
+        After a batch fails (its retries spent) no batch starts, those under way end, and the first failure is raised.
         """
-        unique = list(dict.fromkeys(task_uuids))
-        wires = [get_response_wire(uuid) for uuid in unique]  # checked once, before anything is sent
+        wires = [get_response_wire(uuid) for uuid in dict.fromkeys(task_uuids)]  # checked before anything is sent
         batches = iter(range(0, len(wires), self._batch_size))
         out: dict[str, TaskStatus] = {}
         failures: list[BaseException] = []
@@ -179,16 +177,12 @@ class RunwareClient:
                     return
                 batch = wires[start : start + self._batch_size]
                 try:
-                    out.update(await self._counted(self._call(_fixed(batch), self._read_statuses)))
+                    out.update(await self._counted(self._call(partial(list, batch), self._read_statuses)))
                 except Exception as exc:
                     failures.append(exc)
                     return
 
-        workers = min(self._concurrency, -(-len(wires) // self._batch_size))
-        if workers == 1:
-            await worker()
-        elif workers > 1:
-            await asyncio.gather(*(worker() for _ in range(workers)))
+        await asyncio.gather(*(worker() for _ in range(min(self._concurrency, -(-len(wires) // self._batch_size)))))
         if failures:
             raise failures[0]
         return out
@@ -400,8 +394,3 @@ class RunwareClient:
         if not env.errors and not 200 <= status < 300:
             raise answer_error(status, message=f"HTTP {status}", retry_after=retry_after)
         return Answer(status, env, retry_after)
-
-
-def _fixed(tasks: Tasks) -> Callable[[], Tasks]:
-    """A `build` for tasks made once (getResponse bodies hold nothing that changes between attempts)."""
-    return lambda: tasks

@@ -18,8 +18,9 @@ from bot.core.models import ClipResult, Job, JobState, Payer, Period, ResultStat
 from bot.core.policy import Limit
 from bot.store.driver import Database
 from bot.store.guilds import AuditRow, ChannelRule, GuildConfig, GuildDefaults
-from bot.store.jobs import NewJob, TrackedJob
+from bot.store.jobs import NewJob
 from bot.store.spend import SpendReport, Standing
+from bot.store.tracked import TrackedJob
 
 __all__ = ["Database", "Guilds", "Jobs", "Ledger", "open_database"]
 

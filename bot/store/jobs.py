@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from bot.core.models import (
     FINAL_JOB_STATES,
@@ -27,6 +27,7 @@ from bot.core.models import (
     utc_now,
 )
 from bot.store.driver import Conn, Database, Row, from_db_time, marks, opt_time, to_db_time
+from bot.store.tracked import TrackedJob, tracked_jobs
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +42,6 @@ class NewJob(JobSpec):
     params: Mapping[str, Any]
     parent_job_id: int | None = None
     thread_id: int | None = None
-
-
-class TrackedJob(NamedTuple):
-    """What a poll sweep needs of a job Runware may still be working on: a few columns, no params or texts.
-
-    The sweep loads the whole `Job` only for the few jobs that something happened to. (A tuple: thousands are
-    built per sweep.)
-    """
-
-    id: int
-    task_uuid: str
-    state: JobState
-    variations: int
-    dry_run: bool
-    started_at: datetime  # submitted_at, else created_at: where max_wait counts from
-    status_message_id: int | None
 
 
 def _predecessors(table: Mapping[Any, frozenset[Any]], to: Any) -> tuple[str, ...]:
@@ -238,17 +223,7 @@ class JobStore:
 
     async def tracked(self) -> list[TrackedJob]:
         """The jobs of `tracked_task_uuids`, as lean rows for the poll sweep."""
-        rows = await self._db.fetchall(
-            "SELECT id, task_uuid, state, variations, dry_run, COALESCE(submitted_at, created_at) AS started_at, "
-            "status_message_id FROM jobs WHERE state = ? OR (state = ? AND EXISTS "
-            "(SELECT 1 FROM ledger WHERE ledger.job_id = jobs.id AND ledger.status = 'held')) ORDER BY id",
-            (str(JobState.SUBMITTED), str(JobState.CANCELLED)),
-        )
-        states = {str(state): state for state in JobState}
-        return [  # by position, in the SELECT's order: the cheapest read of a row on both drivers
-            TrackedJob(row[0], row[1], states[row[2]], row[3], bool(row[4]), from_db_time(row[5]), row[6])
-            for row in rows
-        ]
+        return await tracked_jobs(self._db)
 
     async def get_many(self, job_ids: Sequence[int]) -> dict[int, Job]:
         """Several jobs by id (those that exist), a few hundred per query."""

@@ -198,6 +198,17 @@ async def test_secrets_are_masked_in_the_real_process_logs(tmp_path: Path) -> No
         assert secret not in r.out and secret not in r.err
 
 
+async def test_sqlite_with_only_some_of_the_shards_is_refused_at_start_up_in_one_line(tmp_path: Path) -> None:
+    result = await run_cli(
+        tmp_path,
+        env={"DISCORD_TOKEN": TOKEN, "HAILUO_DISCORD__SHARD_COUNT": "2", "HAILUO_DISCORD__SHARD_IDS": "[1]"},
+    )
+    assert result.code == EX_CONFIG
+    line = result.one_line()
+    assert "SQLite serves one process" in line and "database.url" in line
+    assert not (tmp_path / "data").exists()  # refused before anything was opened
+
+
 @pytest.mark.parametrize("command", [["generate", "a fox in the snow", "--dry-run"], ["doctor"], []])
 async def test_a_webhook_secret_with_a_space_is_one_line_that_never_shows_the_secret(
     tmp_path: Path, command: list[str]

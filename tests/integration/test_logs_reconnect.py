@@ -114,3 +114,38 @@ async def test_json_lines_too_and_other_errors_keep_their_traceback(
     assert first["level"] == "WARNING" and "exc" not in first
     assert "lost the connection to Discord (ClientConnectorError" in first["msg"]
     assert second["level"] == "ERROR" and "RuntimeError: a bug" in second["exc"]
+
+
+async def test_the_sharded_clients_failed_connect_is_one_warning_line_too(
+    fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bot is an AutoShardedBot: discord.shard logs a shard that cannot connect (and each shard's retries)."""
+    out = _setup(fake.token)
+    monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(f"ws://127.0.0.1:{free_port()}/"))
+    monkeypatch.setattr(discord.VoiceClient, "warn_nacl", False)
+    monkeypatch.setattr(discord.VoiceClient, "warn_dave", False)
+    client = discord.AutoShardedClient(intents=discord.Intents.none(), shard_count=1)
+    seen = asyncio.Event()
+
+    class _Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("Failed to connect for shard_id"):
+                seen.set()
+
+    shard_log = logging.getLogger("discord.shard")
+    handler = _Seen()
+    shard_log.addHandler(handler)
+    try:
+        await client.login(fake.token)
+        runner = asyncio.create_task(client.connect(reconnect=True))
+        await asyncio.wait_for(seen.wait(), 30)
+        runner.cancel()  # during discord.py's 5 s pause before the next try
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    finally:
+        shard_log.removeHandler(handler)
+        await client.close()
+    lines = [line for line in out.getvalue().splitlines() if "shard_id" in line]
+    assert len(lines) == 1, out.getvalue()
+    assert " WARNING discord.shard: Failed to connect for shard_id: 0. Retrying...: lost the connection to" in lines[0]
+    assert "Traceback" not in out.getvalue() and fake.token not in out.getvalue()

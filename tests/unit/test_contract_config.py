@@ -167,6 +167,8 @@ def test_every_spec_key_can_be_set_by_environment_and_wins_over_the_file(
     monkeypatch.setenv(name, env_value)  # ...the environment wins
     if section == "webhook" and key == "public_url":
         monkeypatch.setenv("HAILUO_WEBHOOK__LISTEN", "0.0.0.0:8080")
+    if section == "discord" and key == "shard_ids":  # picking shards needs their number in all
+        monkeypatch.setenv("HAILUO_DISCORD__SHARD_COUNT", "2")
     settings, _ = load_settings(path)
     assert _attr(settings, section, key) == expected, name
 

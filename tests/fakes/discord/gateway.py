@@ -37,6 +37,7 @@ CLOSE_AUTHENTICATION_FAILED = 4004
 CLOSE_ALREADY_AUTHENTICATED = 4005
 CLOSE_INVALID_SEQ = 4007
 CLOSE_SESSION_TIMED_OUT = 4009
+CLOSE_INVALID_SHARD = 4010
 CLOSE_INVALID_API_VERSION = 4012
 CLOSE_DISALLOWED_INTENTS = 4014
 
@@ -86,11 +87,26 @@ class GatewaySession:
     invalid: bool = False  # invalidated (op 9, a session-ending close): it can no longer be resumed
     replayed: list[int] = field(default_factory=list)  # the sequence numbers sent again on RESUME, in order
     closes: list[int | None] = field(default_factory=list)  # the close code of each connection that ended
+    shard: tuple[int, int] = (0, 1)  # (shard id, shard count) from IDENTIFY; (0, 1) when none was given
 
     @property
     def resumable(self) -> bool:
         """Tell whether a RESUME of this session would be accepted."""
         return not self.invalid
+
+    def covers(self, guild_id: int | None) -> bool:
+        """Whether this session receives the guild's events: (guild_id >> 22) % count == id; DMs go to shard 0."""
+        shard_id, count = self.shard
+        return shard_for(guild_id, count) == shard_id
+
+    @property
+    def live(self) -> bool:
+        return self.connection is not None and not self.connection.ws.closed
+
+
+def shard_for(guild_id: int | None, count: int) -> int:
+    """Discord's rule: a guild's events go to shard (guild_id >> 22) % shard_count; DMs to shard 0."""
+    return 0 if guild_id is None else (guild_id >> 22) % count
 
 
 class GatewayConnection:
@@ -199,18 +215,24 @@ class GatewayConnection:
             await self.close(CLOSE_AUTHENTICATION_FAILED, "Authentication failed.")
             return
         intents = int(data.get("intents", 0))
+        raw_shard = data.get("shard")
+        shard = (0, 1) if raw_shard is None else (int(raw_shard[0]), int(raw_shard[1]))
+        if not 0 <= shard[0] < shard[1]:
+            await self.close(CLOSE_INVALID_SHARD, "Invalid shard.")
+            return
         privileged = intents & ~fake.allowed_privileged_intents & PRIVILEGED_INTENTS
         if privileged:
             await self.close(CLOSE_DISALLOWED_INTENTS, "Disallowed intent(s).")
             return
-        session = GatewaySession(session_id=secrets.token_hex(16), intents=intents, identify=data)
+        session = GatewaySession(session_id=secrets.token_hex(16), intents=intents, identify=data, shard=shard)
         session.connection = self
         self.session = session
         fake.sessions.append(session)
         fake.identify_count += 1
-        await self.dispatch("READY", fake._ready_payload(session, shard=data.get("shard")))
+        await self.dispatch("READY", fake._ready_payload(session, shard=raw_shard))
         for guild in fake.guilds.values():
-            await self.dispatch("GUILD_CREATE", fake._guild_create_payload(guild, intents))
+            if session.covers(guild.id):  # each shard hears only of its own guilds
+                await self.dispatch("GUILD_CREATE", fake._guild_create_payload(guild, intents))
         fake._notify()
 
     async def _resume(self, data: dict[str, Any]) -> None:

@@ -335,7 +335,7 @@ class RestAPI:
     async def get_gateway_bot(self, call: Call) -> tuple[int, Any]:
         return 200, {
             "url": self.fake.gateway_url,
-            "shards": 1,
+            "shards": self.fake.shard_count,
             "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 86400000, "max_concurrency": 1},
         }
 

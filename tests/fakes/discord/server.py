@@ -136,6 +136,7 @@ class FakeDiscord:
         self.sessions: list[gw.GatewaySession] = []
         self.connections: list[gw.GatewayConnection] = []
         self.identify_count = 0
+        self.shard_count = 1  # what GET /gateway/bot recommends
         self.gateway_open = asyncio.Event()  # cleared by hold_gateway(): new connections wait
         self.gateway_open.set()
         self.gateway_waiting = 0  # connections waiting for release_gateway()
@@ -237,7 +238,9 @@ class FakeDiscord:
         guild.members[self.bot_user.id] = FakeMember(user=self.bot_user, guild_id=guild_id, roles=[bot_role.id])
         guild.members[owner.id] = FakeMember(user=owner, guild_id=guild_id)
         self.guilds[guild_id] = guild
-        self._announce("GUILD_CREATE", lambda s: self._guild_create_payload(guild, s.intents), INTENT_GUILDS)
+        self._announce(
+            "GUILD_CREATE", lambda s: self._guild_create_payload(guild, s.intents), INTENT_GUILDS, guild_id=guild_id
+        )
         return guild
 
     def add_channel(
@@ -267,7 +270,7 @@ class FakeDiscord:
         g.channels[channel.id] = channel
         self.channels[channel.id] = channel
         event = "THREAD_CREATE" if channel.is_thread else "CHANNEL_CREATE"
-        self._announce(event, lambda s: channel.payload(), INTENT_GUILDS)
+        self._announce(event, lambda s: channel.payload(), INTENT_GUILDS, guild_id=g.id)
         return channel
 
     def add_role(self, guild: FakeGuild | int, name: str, *, permissions: int = 0, id: int | None = None) -> FakeRole:
@@ -277,7 +280,9 @@ class FakeDiscord:
             id=id or self.ids.next(), guild_id=g.id, name=name, permissions=permissions, position=len(g.roles)
         )
         g.roles[role.id] = role
-        self._announce("GUILD_ROLE_CREATE", lambda s: {"guild_id": str(g.id), "role": role.payload()}, INTENT_GUILDS)
+        self._announce(
+            "GUILD_ROLE_CREATE", lambda s: {"guild_id": str(g.id), "role": role.payload()}, INTENT_GUILDS, guild_id=g.id
+        )
         return role
 
     def add_member(
@@ -304,7 +309,12 @@ class FakeDiscord:
             permissions_override=permissions,
         )
         g.members[account.id] = member
-        self._announce("GUILD_MEMBER_ADD", lambda s: {**member.payload(), "guild_id": str(g.id)}, INTENT_GUILD_MEMBERS)
+        self._announce(
+            "GUILD_MEMBER_ADD",
+            lambda s: {**member.payload(), "guild_id": str(g.id)},
+            INTENT_GUILD_MEMBERS,
+            guild_id=g.id,
+        )
         return member
 
     def add_attachment(self, filename: str, data: bytes, content_type: str | None = None) -> FakeAttachment:
@@ -329,7 +339,7 @@ class FakeDiscord:
         """Change a guild's boost tier (and so its upload limit) and send GUILD_UPDATE."""
         g = self._guild(guild)
         g.premium_tier = tier
-        await self.dispatch("GUILD_UPDATE", g.payload(), intent=INTENT_GUILDS)
+        await self.dispatch("GUILD_UPDATE", g.payload(), intent=INTENT_GUILDS, guild_id=g.id)
 
     async def delete_channel(self, channel: FakeChannel | int, *, notify: bool = True) -> None:
         """Delete a channel: REST calls on it answer 404 Unknown Channel; CHANNEL_DELETE unless notify=False."""
@@ -373,19 +383,31 @@ class FakeDiscord:
         """Return the newest gateway session, if the bot ever identified."""
         return self.sessions[-1] if self.sessions else None
 
+    def session_for(self, guild_id: int | None) -> gw.GatewaySession | None:
+        """The newest session whose shard receives this guild's events (None: a DM, shard 0)."""
+        return next((s for s in reversed(self.sessions) if s.covers(guild_id)), None)
+
     @property
     def connected(self) -> bool:
         """Tell whether the bot has a live, identified gateway connection."""
         s = self.session
-        return s is not None and s.connection is not None and not s.connection.ws.closed
+        return s is not None and s.live
+
+    def live_shards(self) -> set[tuple[int, int]]:
+        """(shard id, shard count) of every live, identified connection (several bot processes may share them)."""
+        return {s.shard for s in self.sessions if s.live}
 
     async def wait_until_connected(self, timeout: float = 10.0) -> None:
         """Wait for the bot to IDENTIFY (or RESUME) and receive READY and every GUILD_CREATE."""
         await self.wait_until(lambda: self.connected, timeout, "the bot to connect to the gateway")
 
-    async def dispatch(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> None:
-        """Send a gateway event to the bot (kept for RESUME while it is disconnected)."""
-        s = self.session
+    async def dispatch(
+        self, event: str, data: dict[str, Any], *, intent: int | None = None, guild_id: int | None = None
+    ) -> None:
+        """Send a gateway event to the bot (kept for RESUME while it is disconnected): to the shard of its guild."""
+        if guild_id is None and data.get("guild_id") is not None:
+            guild_id = int(data["guild_id"])
+        s = self.session_for(guild_id)
         if s is None:
             return
         if intent is not None and not s.intents & intent:
@@ -598,9 +620,16 @@ class FakeDiscord:
             except TimeoutError:
                 continue
 
-    def _announce(self, event: str, build: Callable[[gw.GatewaySession], dict[str, Any]], intent: int) -> None:
-        """Send an event for a change made by sync world-building code, if the bot is connected."""
-        s = self.session
+    def _announce(
+        self,
+        event: str,
+        build: Callable[[gw.GatewaySession], dict[str, Any]],
+        intent: int,
+        *,
+        guild_id: int | None = None,
+    ) -> None:
+        """Send an event for a change made by sync world-building code, if the bot is connected (to its shard)."""
+        s = self.session if guild_id is None else self.session_for(guild_id)
         if s is None or not s.intents & intent or s.connection is None:
             return
         connection = s.connection
@@ -656,9 +685,14 @@ class FakeDiscord:
         locale: str,
         message: FakeMessage | None = None,
     ) -> InteractionHandle:
-        s = self.session
+        where = guild.id if guild else None
+        s = self.session_for(where)
         if s is None or not s.resumable:
-            await self.wait_until_connected()
+            await self.wait_until(
+                lambda: (live := self.session_for(where)) is not None and live.live,
+                10.0,
+                "the bot to connect to the gateway",
+            )
         # else the bot is connected, or dropped with its session resumable: Discord keeps the event for the RESUME
         account = self._user_of(user)
         interaction_id = self.ids.next()
@@ -731,7 +765,7 @@ class FakeDiscord:
         data: dict[str, Any] = {
             "v": 10,
             "user": {**self.bot_user.payload(), "verified": True, "mfa_enabled": True, "email": None},
-            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
+            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds if session.covers(g)],
             "session_id": session.session_id,
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,

@@ -1,4 +1,4 @@
--- Performance (issue 12): the cost of a new job must not grow with the history. Same as SQLite's 0004.
+-- Performance (issue 12): the cost of a new job must not grow with the history. Same as SQLite's 0005.
 
 -- The concurrency cap counts the member's unfinished jobs: seek them instead of reading all the member's jobs.
 CREATE INDEX jobs_by_member_state ON jobs (guild_id, user_id, state);

@@ -1,0 +1,191 @@
+"""Leases: which process works on a job (or posts a result) right now, so several processes can share one database.
+
+A lease is two columns, `lease_owner` (a process's owner id) and `lease_until` (ISO text, like every stored time).
+A claim is a compare-and-set UPDATE: it takes the rows whose lease is free, lapsed, or already this process's, and
+returns the ids it got; work on any other row is left to its owner. On PostgreSQL the rows are picked with
+`SELECT … FOR UPDATE SKIP LOCKED`, so concurrent claims of overlapping batches neither wait nor deadlock. The owner
+renews its leases while it lives (`renew`), so they lapse only when it dies or hangs, and then another process
+claims them. The SQL is portable: `?` placeholders, `UPDATE … RETURNING`, string comparison of fixed-width UTC text.
+
+With SQLite (one bot process, SPEC §10) every lease found when the bot starts tracking belongs to a dead process:
+`clear` frees them (the `generate` CLI never tracks, so it leaves a running bot's leases alone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from bot.core.models import utc_now
+from bot.store.driver import Database, marks, to_db_time
+
+log = logging.getLogger(__name__)
+
+#: Claims go out in chunks of this many ids (SQLite allows 32766 parameters; PostgreSQL 65535).
+CHUNK = 500
+_UNFINISHED_JOBS = "('reserved', 'submitted', 'cancelled')"
+_UNDELIVERED_RESULTS = "('pending', 'delivering')"
+
+
+def make_owner_id() -> str:
+    """This process's owner id: host, pid and a random tail (a restarted process with the same pid is another)."""
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _chunks(ids: Iterable[int]) -> list[list[int]]:
+    unique = sorted(set(ids))
+    return [unique[i : i + CHUNK] for i in range(0, len(unique), CHUNK)]
+
+
+class Leases:
+    """This process's claims on jobs and results."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        seconds: float,
+        owner: str | None = None,
+        shared: bool = False,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if seconds <= 0:
+            raise ValueError("a lease must last more than 0 seconds")
+        self._db = db
+        self.seconds = seconds
+        self.owner = owner or make_owner_id()
+        #: True when other processes may use the same database (PostgreSQL); False for SQLite.
+        self.shared = shared
+        self._clock = clock
+        # One claim at a time per process: SKIP LOCKED is for other processes; two tasks of this one (a sweep and a
+        # webhook's follow-up, say) wait for each other instead of skipping rows that are already theirs.
+        self._lock = asyncio.Lock()
+
+    def _times(self) -> tuple[str, str]:
+        now = self._clock()
+        return to_db_time(now), to_db_time(now + timedelta(seconds=self.seconds))
+
+    async def _claim(
+        self, table: str, ids: Iterable[int], extra: str = "", extra_params: tuple[object, ...] = ()
+    ) -> set[int]:
+        got: set[int] = set()
+        now, until = self._times()
+        chunks = _chunks(ids)
+        if not chunks:
+            return got
+        async with self._lock, self._db.transaction() as conn:  # one commit for the whole batch
+            for chunk in chunks:
+                ids_in = f"id IN ({marks(len(chunk))})"
+                # Already this process's and live: nothing to write (the lease keeper renews them).
+                held = await conn.fetchall(
+                    f"SELECT id FROM {table} WHERE {ids_in} AND lease_owner = ? AND lease_until > ?{extra}",
+                    (*chunk, self.owner, now, *extra_params),
+                )
+                got.update(int(row[0]) for row in held)
+                where = f"{ids_in} AND (lease_until IS NULL OR lease_until <= ?){extra}"
+                if self._db.dialect == "postgres":
+                    # Rows another claim has locked this instant are skipped, not waited for: two processes claiming
+                    # overlapping batches never queue behind each other nor deadlock; the rows skipped stay theirs.
+                    where = f"id IN (SELECT id FROM {table} WHERE {where} ORDER BY id FOR UPDATE SKIP LOCKED)"
+                rows = await conn.fetchall(
+                    f"UPDATE {table} SET lease_owner = ?, lease_until = ? WHERE {where} RETURNING id",
+                    (self.owner, until, *chunk, now, *extra_params),
+                )
+                got.update(int(row[0]) for row in rows)
+        return got
+        free = "(lease_until IS NULL OR lease_until <= ? OR lease_owner = ?)"
+        async with self._lock, self._db.transaction() as conn:  # one commit for the whole batch
+            for chunk in chunks:
+                where = f"id IN ({marks(len(chunk))}) AND {free}{extra}"
+                if self._db.dialect == "postgres":
+                    # Rows another claim has locked this instant are skipped, not waited for: two processes claiming
+                    # overlapping batches never queue behind each other nor deadlock; the rows skipped stay theirs.
+                    where = f"id IN (SELECT id FROM {table} WHERE {where} ORDER BY id FOR UPDATE SKIP LOCKED)"
+                rows = await conn.fetchall(
+                    f"UPDATE {table} SET lease_owner = ?, lease_until = ? WHERE {where} RETURNING id",
+                    (self.owner, until, *chunk, now, self.owner, *extra_params),
+                )
+                got.update(int(row[0]) for row in rows)
+        return got
+
+    async def claim_jobs(self, job_ids: Iterable[int], *, unleased_before: datetime | None = None) -> set[int]:
+        """Claim jobs for this process; returns the ids it now holds (its own live leases included, left as they are:
+        `renew` pushes them back).
+
+        `unleased_before`: a job that never had a lease (lease_until NULL) is claimed only if created before this time
+        (a job another process has just reserved gets its lease a moment after its row, so a young one is left
+        alone); a released lease keeps lease_until (the release time), so its job is free at once.
+        """
+        unfinished = f" AND state IN {_UNFINISHED_JOBS}"
+        if unleased_before is None:
+            return await self._claim("jobs", job_ids, unfinished)
+        young = " AND (lease_until IS NOT NULL OR created_at < ?)"
+        return await self._claim("jobs", job_ids, unfinished + young, (to_db_time(unleased_before),))
+
+    async def left_by_others(self, job_ids: Iterable[int]) -> set[int]:
+        """Of these jobs, the ones another process held and let go: its lease lapsed (it died) or it released it."""
+        now, _ = self._times()
+        got: set[int] = set()
+        for chunk in _chunks(job_ids):
+            rows = await self._db.fetchall(
+                f"SELECT id FROM jobs WHERE id IN ({marks(len(chunk))}) AND lease_until IS NOT NULL "
+                "AND lease_until <= ? AND (lease_owner IS NULL OR lease_owner <> ?)",
+                (*chunk, now, self.owner),
+            )
+            got.update(int(row[0]) for row in rows)
+        return got
+
+    async def claim_job(self, job_id: int) -> bool:
+        return job_id in await self.claim_jobs([job_id])
+
+    async def claim_results(self, result_ids: Iterable[int]) -> set[int]:
+        """Claim results to post them; returns the ids this process may post."""
+        return await self._claim("results", result_ids, f" AND state IN {_UNDELIVERED_RESULTS}")
+
+    async def renew(self) -> int:
+        """Push back the deadline of every lease this process holds on work not done yet; returns how many."""
+        _, until = self._times()
+        async with self._lock, self._db.transaction() as conn:
+            jobs = await conn.execute(
+                f"UPDATE jobs SET lease_until = ? WHERE lease_owner = ? AND state IN {_UNFINISHED_JOBS}",
+                (until, self.owner),
+            )
+            results = await conn.execute(
+                f"UPDATE results SET lease_until = ? WHERE lease_owner = ? AND state IN {_UNDELIVERED_RESULTS}",
+                (until, self.owner),
+            )
+        return jobs + results
+
+    async def release_all(self) -> None:
+        """Give up every lease of this process (a clean shutdown): the others take its work over at once."""
+        now, _ = self._times()
+        async with self._db.transaction() as conn:
+            for table in ("jobs", "results"):
+                await conn.execute(  # lease_until stays set (to now): a released job is not a just-reserved one
+                    f"UPDATE {table} SET lease_owner = NULL, lease_until = ? WHERE lease_owner = ?",
+                    (now, self.owner),
+                )
+        log.info("leases of %s released", self.owner)
+
+    async def clear(self) -> None:
+        """Free every lease (SQLite at start-up: only one process uses the file, so whoever held them is gone)."""
+        now, _ = self._times()
+        async with self._db.transaction() as conn:
+            for table in ("jobs", "results"):
+                await conn.execute(
+                    f"UPDATE {table} SET lease_owner = NULL, lease_until = ? WHERE lease_owner IS NOT NULL", (now,)
+                )
+
+    async def holder(self, table: str, row_id: int) -> tuple[str | None, datetime | None]:
+        """Who holds a row's lease and until when (for logs and tests)."""
+        if table not in ("jobs", "results"):
+            raise ValueError(table)
+        row = await self._db.fetchone(f"SELECT lease_owner, lease_until FROM {table} WHERE id = ?", (row_id,))
+        if row is None or row[0] is None:
+            return None, None
+        return str(row[0]), datetime.fromisoformat(str(row[1])) if row[1] is not None else None

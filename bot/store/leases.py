@@ -81,12 +81,14 @@ class Leases:
         async with self._lock, self._db.transaction() as conn:  # one commit for the whole batch
             for chunk in chunks:
                 ids_in = f"id IN ({marks(len(chunk))})"
-                # Already this process's and live: nothing to write (the lease keeper renews them).
-                held = await conn.fetchall(
-                    f"SELECT id FROM {table} WHERE {ids_in} AND lease_owner = ? AND lease_until > ?{extra}",
-                    (*chunk, self.owner, now, *extra_params),
+                # Already this process's and live: nothing to write (the lease keeper renews them). The owner is
+                # compared here, not in SQL: with `lease_owner = ?` PostgreSQL's generic plan walks the lease_owner
+                # index (every row this process holds) for each chunk instead of seeking the ids (50x slower).
+                live = await conn.fetchall(
+                    f"SELECT id, lease_owner FROM {table} WHERE {ids_in} AND lease_until > ?{extra}",
+                    (*chunk, now, *extra_params),
                 )
-                got.update(int(row[0]) for row in held)
+                got.update(int(row[0]) for row in live if row[1] == self.owner)
                 where = f"{ids_in} AND (lease_until IS NULL OR lease_until <= ?){extra}"
                 if self._db.dialect == "postgres":
                     # Rows another claim has locked this instant are skipped, not waited for: two processes claiming
@@ -95,20 +97,6 @@ class Leases:
                 rows = await conn.fetchall(
                     f"UPDATE {table} SET lease_owner = ?, lease_until = ? WHERE {where} RETURNING id",
                     (self.owner, until, *chunk, now, *extra_params),
-                )
-                got.update(int(row[0]) for row in rows)
-        return got
-        free = "(lease_until IS NULL OR lease_until <= ? OR lease_owner = ?)"
-        async with self._lock, self._db.transaction() as conn:  # one commit for the whole batch
-            for chunk in chunks:
-                where = f"id IN ({marks(len(chunk))}) AND {free}{extra}"
-                if self._db.dialect == "postgres":
-                    # Rows another claim has locked this instant are skipped, not waited for: two processes claiming
-                    # overlapping batches never queue behind each other nor deadlock; the rows skipped stay theirs.
-                    where = f"id IN (SELECT id FROM {table} WHERE {where} ORDER BY id FOR UPDATE SKIP LOCKED)"
-                rows = await conn.fetchall(
-                    f"UPDATE {table} SET lease_owner = ?, lease_until = ? WHERE {where} RETURNING id",
-                    (self.owner, until, *chunk, now, self.owner, *extra_params),
                 )
                 got.update(int(row[0]) for row in rows)
         return got

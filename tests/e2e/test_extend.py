@@ -199,3 +199,24 @@ async def test_extend_reroll_and_remix_keep_working_after_a_restart(
     sub = await fake_discord.submit_modal(handle=h, values={"prompt": "a door slams"})
     [answer] = await sub.wait_followups(1)
     assert "Job #5" in answer.content
+
+
+async def test_extend_with_a_blocked_phrase_is_refused_before_anything_is_reserved_or_sent(
+    make_bot: BotFactory, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    """The blocklist (SPEC §4a) covers Extend too: the edited prompt is checked before the frame goes anywhere."""
+    w = discord_world
+    e2e_sim.varied_clips = True
+    bot = await make_bot()
+    await video(fake_discord, w, {"prompt": "a kite over the dunes"})
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    first = await result_of(fake_discord, w, 1)
+    await bot.engine.blocklists.add(1000, w.moderator.id, "storm")
+
+    _, answer = await extend(fake_discord, w, first, 1, {"prompt": "the kite is torn by a STORM"})
+    assert answer.content == "This server does not allow “storm” in prompts."
+    assert len(video_tasks(e2e_sim)) == 1 and upload_tasks(e2e_sim) == [], "nothing reached Runware"
+    assert await bot.engine.jobs.get(2) is None, "nothing was reserved"
+
+    _, answer = await extend(fake_discord, w, first, 1, {"prompt": "the kite lands softly"})
+    assert "Job #2 is on its way" in answer.content

@@ -5,7 +5,7 @@
 The loopback Discord (tests/fakes/discord) and the Runware simulator (bot/simulator) live in this process; the bot is
 `python -m bot --config …` in a child process, on one SQLite file. While members send /video (with variations and
 frame images), a fault loop injects: Runware 5xx, hung and dropped requests, requests accepted then hung, duplicate,
-late and lost webhooks, bad result items (when the simulator offers them); Discord 429 (route and global) and 5xx on
+late and lost webhooks, result items with an impossible cost (for a while); Discord 429 (route and global) and 5xx on
 posts and edits, gateway drops (RESUME) and invalidated sessions (re-IDENTIFY); and the bot is SIGKILLed `--kills`
 times and started again. At the end every job must be finished, every clip posted exactly once, and the ledger equal
 to what Runware reported. It prints:
@@ -116,7 +116,6 @@ class Soak:
 
     async def inject_faults(self) -> None:
         sim, fake, rng = self.sim, self.fake, self.rng
-        bad_item = getattr(sim.faults, "bad_cost_next", None)  # a negative / NaN cost item, where the simulator has it
         while not self.stop_faults.is_set():
             await asyncio.sleep(rng.uniform(0.2, 0.8))
             roll = rng.random()
@@ -137,9 +136,8 @@ class Soak:
                 sim.faults.webhook_delay = rng.choice([0.0, 0.0, 1.5])
                 sim.faults.drop_webhooks = rng.random() < 0.3
                 self.faults["webhook mode change (duplicate/late/lost)"] += 1
-            elif roll < 0.33 and bad_item is not None:
-                bad_item()
-                self.faults["runware bad item"] += 1
+            elif roll < 0.33:
+                self.bad_answers_for_a_while()
             elif roll < 0.44:
                 status = rng.choice([429, 429, 500, 502, 503])
                 fake.faults.add(
@@ -163,6 +161,16 @@ class Soak:
             elif roll < 0.64:
                 await fake.invalidate_session()
                 self.faults["gateway invalid session (re-identify)"] += 1
+
+    def bad_answers_for_a_while(self) -> None:
+        """An unfinished task's items carry an impossible cost for 2 s (webhooks and polls alike), then a good one."""
+        open_tasks = [uuid for uuid, task in self.sim.tasks.items() if not task.finished]
+        if not open_tasks:
+            return
+        uuid = self.rng.choice(open_tasks)
+        self.sim.faults.costs_by_task[uuid] = self.rng.choice([-0.28, float("nan"), float("inf"), 1e30])
+        asyncio.get_running_loop().call_later(2.0, self.sim.faults.costs_by_task.pop, uuid, None)
+        self.faults["runware bad cost item (2 s)"] += 1
 
     async def watch_webhooks(self) -> None:
         seen = 0

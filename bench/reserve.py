@@ -29,13 +29,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.core.errors import OverLimit
-from bot.core.models import JobState, Payer, Period, Scope, format_usd, usd_to_micros
+from bot.core.models import JobState, Period, Scope, format_usd, usd_to_micros
 from bot.store.driver import to_db_time
 from bot.store.interface import Database
 from bot.store.jobs import NewJob, insert_job
 from bot.store.ledger import SpendLedger
 from bot.store.postgres.db import PostgresDatabase
 from bot.store.sqlite.db import SqliteDatabase
+from tests.helpers import new_job as shared_new_job
 from tests.pg import PostgresServer
 
 CLIP = usd_to_micros("0.28")
@@ -45,23 +46,14 @@ GUILD, MEMBER, CHANNEL = 1, 42, 7
 
 
 def new_job(n: int, user_id: int = MEMBER) -> NewJob:
-    return NewJob(
+    return shared_new_job(
         task_uuid=f"bench-{user_id}-{n}",
         guild_id=GUILD,
         channel_id=CHANNEL,
         budget_channel_id=CHANNEL,
         user_id=user_id,
-        payer=Payer.MEMBER,
-        pool_channel_id=None,
         prompt="a lighthouse in a storm",
-        resolution="768p",
-        duration=6,
-        variations=1,
-        prompt_optimizer=False,
-        frame_count=0,
-        params={},
         estimate_micros=CLIP,
-        dry_run=False,
     )
 
 

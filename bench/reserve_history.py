@@ -21,10 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.core.models import Payer, Period, usd_to_micros
+from bot.core.models import Period, usd_to_micros
 from bot.store.interface import open_database
 from bot.store.jobs import NewJob
 from bot.store.ledger import SpendLedger
+from tests.helpers import new_job as shared_new_job
 
 CLIP = usd_to_micros("0.28")
 MEMBERS = 100
@@ -34,23 +35,13 @@ LOTS = usd_to_micros("1000000")
 
 def new_job(n: int) -> NewJob:
     channel = 7 + n % 5
-    return NewJob(
+    return shared_new_job(
         task_uuid=f"history-{n}",
-        guild_id=1,
         channel_id=channel,
         budget_channel_id=channel,
         user_id=n % MEMBERS,
-        payer=Payer.MEMBER,
-        pool_channel_id=None,
         prompt="a lighthouse in a storm",
-        resolution="768p",
-        duration=6,
-        variations=1,
-        prompt_optimizer=False,
-        frame_count=0,
-        params={},
         estimate_micros=CLIP,
-        dry_run=False,
     )
 
 

@@ -15,33 +15,25 @@ import uuid
 from pathlib import Path
 
 from bot.core.errors import OverLimit
-from bot.core.models import Payer, Period, utc_now
+from bot.core.models import Period, utc_now
 from bot.store.interface import open_database
 from bot.store.jobs import NewJob
 from bot.store.ledger import SpendLedger
+from tests.helpers import new_job as shared_new_job
 
 ESTIMATE_MICROS = 100_000
 DAY_LIMIT_MICROS = 1_000_000  # fits exactly 10
 
 
 def new_job() -> NewJob:
-    return NewJob(
+    return shared_new_job(
         task_uuid=str(uuid.uuid4()),
         guild_id=1,
         channel_id=20,
         budget_channel_id=20,
         user_id=7,
-        payer=Payer.MEMBER,
-        pool_channel_id=None,
         prompt="one of many at once",
-        resolution="768p",
-        duration=6,
-        variations=1,
-        prompt_optimizer=False,
-        frame_count=0,
-        params={},
         estimate_micros=ESTIMATE_MICROS,
-        dry_run=False,
     )
 
 

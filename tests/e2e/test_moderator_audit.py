@@ -4,34 +4,15 @@ Discord, the Runware simulator and a real SQLite file."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from bot.core.models import Period, Scope
 from tests.e2e.conftest import BotFactory
-from tests.fakes.discord import FakeDiscord, FakeMessage
-from tests.fakes.discord.models import FakeChannel, FakeMember
+from tests.e2e.video_support import ask
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.world import DiscordWorld
 
 GUILD = 1000
 _TIMESTAMP = re.compile(r"<t:\d+:f>")
-
-
-async def answers(
-    fake: FakeDiscord, name: str, options: dict[str, Any], *, user: FakeMember, channel: FakeChannel, n: int = 1
-) -> list[FakeMessage]:
-    """Run a command; every answer is an ephemeral followup within Discord's 2000 characters."""
-    h = await fake.send_command(name, options, user=user, channel=channel)
-    await h.wait_deferred()
-    out = await h.wait_followups(n)
-    for m in out:
-        assert m.ephemeral and len(m.content) <= 2000, (name, m.content)
-        assert m.pinged_user_ids == [] and m.pinged_role_ids == [] and not m.mention_everyone, m.content
-    return out
-
-
-async def ask(fake: FakeDiscord, name: str, options: dict[str, Any], *, user: FakeMember, channel: FakeChannel) -> str:
-    [answer] = await answers(fake, name, options, user=user, channel=channel)
-    return answer.content
 
 
 # -- /videoadmin audit -------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 from bot.app import HailuoBot
 from bot.core.models import ClipResult
 from bot.simulator.server import RunwareSimulator
-from tests.fakes.discord import FakeDiscord, FakeMember, FakeMessage, InteractionHandle
+from tests.fakes.discord import FakeChannel, FakeDiscord, FakeMember, FakeMessage, InteractionHandle
 from tests.fakes.discord.world import DiscordWorld
 from tests.fakes.images import png_bytes
 
@@ -87,3 +87,21 @@ def assert_pings_only(fake: FakeDiscord, *user_ids: int) -> None:
         assert m.pinged_role_ids == [], (m.id, m.content)
         assert m.mention_everyone is False, (m.id, m.content)
         assert set(m.pinged_user_ids) <= set(user_ids), (m.id, m.content, m.pinged_user_ids)
+
+
+async def answers(
+    fake: FakeDiscord, name: str, options: dict[str, Any], *, user: FakeMember, channel: FakeChannel, n: int = 1
+) -> list[FakeMessage]:
+    """Run a command; every answer is an ephemeral followup within Discord's 2000 characters."""
+    h = await fake.send_command(name, options, user=user, channel=channel)
+    await h.wait_deferred()
+    out = await h.wait_followups(n)
+    for m in out:
+        assert m.ephemeral and len(m.content) <= 2000, (name, m.content)
+        assert m.pinged_user_ids == [] and m.pinged_role_ids == [] and not m.mention_everyone, m.content
+    return out
+
+
+async def ask(fake: FakeDiscord, name: str, options: dict[str, Any], *, user: FakeMember, channel: FakeChannel) -> str:
+    [answer] = await answers(fake, name, options, user=user, channel=channel)
+    return answer.content

@@ -4,16 +4,12 @@ status message was last told about its progress, so the sink hears only what cha
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, MutableMapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.core.models import JobState
 from bot.runware.results import TaskStatus
+from bot.store.driver import to_db_time
 from bot.store.tracked import TrackedJob
-
-
-def progress_of(status: TaskStatus) -> int | None:
-    """The furthest progress (0–100) Runware reports for the task's generations, if any."""
-    return max((i.progress for i in status.items if i.progress is not None), default=None)
 
 
 class ProgressMemory:
@@ -47,7 +43,7 @@ def quiet(row: TrackedJob, status: TaskStatus, memory: ProgressMemory) -> bool:
     """
     if status.not_found or status.errors or status.successes:
         return False
-    return row.state is not JobState.SUBMITTED or not memory.is_news(row.id, row.status_message_id, progress_of(status))
+    return row.state is not JobState.SUBMITTED or not memory.is_news(row.id, row.status_message_id, status.progress)
 
 
 def needing_a_look(
@@ -61,9 +57,10 @@ def needing_a_look(
     """The jobs to load in full and hand to `apply_status` (or expire): overdue, or with something new. For the
     quiet ones, forget their not-found strikes here (all `apply_status` would have done)."""
     busy: list[tuple[TrackedJob, TaskStatus | None]] = []
+    cutoff = to_db_time(now - timedelta(seconds=max_wait))  # stored times compare as text: started before = overdue
     for row in live:
         status = statuses.get(row.task_uuid)
-        if (now - row.started_at).total_seconds() > max_wait or (status is not None and not quiet(row, status, memory)):
+        if row.started_at < cutoff or (status is not None and not quiet(row, status, memory)):
             busy.append((row, status))
         elif status is not None:
             not_found.pop(row.id, None)

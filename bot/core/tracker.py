@@ -20,7 +20,7 @@ from bot.core.models import Job, JobState, ResultState, usd_to_micros, utc_now
 from bot.core.outbox import Outbox
 from bot.core.policy import cost_is_sane
 from bot.core.sink import JobSink, NullSink
-from bot.core.sweep import ProgressMemory, needing_a_look, progress_of
+from bot.core.sweep import ProgressMemory, needing_a_look
 from bot.runware.client import RunwareClient, TaskStatus
 from bot.runware.errors import RunwareError, classify
 from bot.runware.models import RunwareErrorItem, VideoResultItem
@@ -164,8 +164,10 @@ class JobTracker:
         # jobs (its Runware holds them) and jobs cancelled while their submit is under way (looked at once it ended).
         live = [j for j in await self._jobs.tracked() if j.dry_run == self._dry_run and not self.in_flight(j.id)]
         if self._leases is not None and live:
-            # Each job is polled by one process per sweep: the one holding its lease (renewed here every sweep).
-            claimed = await self._leases.claim_jobs([j.id for j in live])
+            # Each job is polled by one process per sweep: the one holding its lease (its own live ones are not claimed
+            # again: the lease keeper renews them).
+            held = self._leases.still_held((j.id, j.lease_owner, j.lease_until) for j in live)
+            claimed = held | await self._leases.claim_jobs([j.id for j in live if j.id not in held])
             live = [j for j in live if j.id in claimed]
         ids = {job.id for job in live}
         for job_id in [k for k in self._not_found if k not in ids]:
@@ -237,10 +239,10 @@ class JobTracker:
         failures = list(status.errors)
         if finals >= job.variations:
             await self._finish(job, failures=failures)
-        elif job.state is JobState.SUBMITTED:
-            progress = progress_of(status)
-            if self._progress.take_news(job.id, job.status_message_id, progress):
-                await self.sink.job_progress(job, progress)
+        elif job.state is JobState.SUBMITTED and self._progress.take_news(
+            job.id, job.status_message_id, status.progress
+        ):
+            await self.sink.job_progress(job, status.progress)
 
     # -- webhooks ------------------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import base64
 import logging
 import random
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,7 +28,6 @@ from bot.runware.models import (
     GetResponseTask,
     ImageUploadResult,
     ImageUploadTask,
-    RunwareErrorItem,
     TaskAck,
     TaskStatus,
     VideoInferenceTask,
@@ -254,49 +253,29 @@ class RunwareClient:
 
     def _read_statuses(self, tasks: Tasks, answer: Answer) -> dict[str, TaskStatus]:
         env = answer.env
-        out: dict[str, TaskStatus] = {}
-        items_by_task: defaultdict[Any, list[dict[str, Any]]] = defaultdict(list)
-        for raw_item in env.data:
-            items_by_task[raw_item.get("taskUUID")].append(raw_item)
-        errors_by_task: defaultdict[str | None, list[RunwareErrorItem]] = defaultdict(list)
-        for err in env.errors:
-            errors_by_task[err.task_uuid].append(err)
-        for task in tasks:
-            uuid = str(task["taskUUID"])
-            result = TaskStatus(task_uuid=uuid)
-            seen: set[str] = set()
-            for raw in items_by_task.get(uuid, ()):
-                item = parse_result_item(raw)  # a bad item (a negative or infinite cost ...) is logged and skipped
-                if item is None:
-                    continue
-                if item.status == "error":
-                    inline = item.error
-                    result.errors.append(
-                        RunwareErrorItem(
-                            code=inline.code if inline else "unknown",
-                            message=inline.message if inline else "",
-                            task_type=item.task_type,
-                            task_uuid=uuid,
-                            status="error",
-                        )
-                    )
-                    continue
-                if item.video_uuid is not None:
-                    if item.video_uuid in seen:
-                        continue
-                    seen.add(item.video_uuid)
-                result.items.append(item)
-            not_found = False
-            for error in errors_by_task.get(uuid, ()):
-                kind = classify(error.code, None)
-                if error.status != "error" and kind in TRANSIENT_KINDS:
-                    raise answer_error(None, error, retry_after=answer.retry_after)
-                if error.status != "error" and kind is ErrorKind.NOT_FOUND:
-                    not_found = True
-                    continue
-                result.errors.append(error)
-            result.not_found = not_found and not result.items and not result.errors
-            out[uuid] = result
+        out = {uuid: TaskStatus(task_uuid=uuid) for uuid in (str(task["taskUUID"]) for task in tasks)}
+        for raw in env.data:  # one pass, in the answer's order; items for tasks not asked about are ignored
+            key = raw.get("taskUUID")
+            status = out.get(key) if type(key) is str else None
+            if status is None or status.take_plain(raw):  # most items: a task still processing, only counted
+                continue
+            item = parse_result_item(raw)  # a bad item (a negative or infinite cost ...) is logged and skipped
+            if item is not None:
+                status.add(item)
+        unknown: list[TaskStatus] = []
+        for error in env.errors:
+            status = out.get(error.task_uuid or "")
+            if status is None:
+                continue
+            kind = classify(error.code, None)
+            if error.status != "error" and kind in TRANSIENT_KINDS:
+                raise answer_error(None, error, retry_after=answer.retry_after)
+            if error.status != "error" and kind is ErrorKind.NOT_FOUND:
+                unknown.append(status)
+                continue
+            status.errors.append(error)
+        for status in unknown:
+            status.not_found = not (status.successes or status.processing_count or status.errors)
         return out
 
     def _single_item(self, tasks: Tasks, answer: Answer) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -262,51 +261,11 @@ class ResponseEnvelope(BaseModel):
 
 
 _PLAIN_ITEM_KEYS = frozenset({"taskType", "taskUUID", "status", "progress"})
-_PLAIN_TASK_UUID = re.compile(r"[0-9A-Za-z-]{1,64}")
-#: Every field in declaration order (as model_validate fills __dict__); the required ones are set by the shortcut.
-_ITEM_DEFAULTS: dict[str, Any] = {
-    name: None if info.is_required() else info.get_default(call_default_factory=True)
-    for name, info in VideoResultItem.model_fields.items()
-}
-
-
-def _plain_processing_item(raw: Mapping[str, Any]) -> VideoResultItem | None:
-    """The item model_validate would build for a plain "processing" item, built without validating (a sweep reads
-    thousands of them); None when the item is anything else, which then goes through the model."""
-    progress = raw.get("progress")
-    task_uuid = raw.get("taskUUID")
-    if not (
-        raw.keys() <= _PLAIN_ITEM_KEYS
-        and raw.get("status", "processing") in ("processing", "pending")
-        and type(task_uuid) is str
-        and _PLAIN_TASK_UUID.fullmatch(task_uuid)
-        and type(raw.get("taskType", "videoInference")) is str
-        and (progress is None or (type(progress) is int and 0 <= progress <= 100))
-    ):
-        return None
-    # What model_construct builds, without its per-field default lookups (it costs as much as validating).
-    values = dict(_ITEM_DEFAULTS)
-    values["task_uuid"], values["status"] = task_uuid, "processing"
-    fields_set = {"task_uuid", "status"}  # the fields model_validate marks as set
-    if "taskType" in raw:
-        values["task_type"] = raw["taskType"]
-        fields_set.add("task_type")
-    if "progress" in raw:
-        values["progress"] = progress
-        fields_set.add("progress")
-    item = VideoResultItem.__new__(VideoResultItem)
-    object.__setattr__(item, "__dict__", values)
-    object.__setattr__(item, "__pydantic_fields_set__", fields_set)
-    object.__setattr__(item, "__pydantic_extra__", {})
-    object.__setattr__(item, "__pydantic_private__", None)
-    return item
+_PLAIN_STATUSES = ("processing", "pending")
 
 
 def parse_result_item(raw: Mapping[str, Any]) -> VideoResultItem | None:
     """One result item, or None (logged) when it breaks a rule: a bad item is skipped, never fatal."""
-    plain = _plain_processing_item(raw)
-    if plain is not None:
-        return plain
     try:
         return VideoResultItem.model_validate(raw)
     except ValidationError as exc:
@@ -320,25 +279,61 @@ def parse_result_item(raw: Mapping[str, Any]) -> VideoResultItem | None:
 
 @dataclass(slots=True)
 class TaskStatus:
-    """Everything one getResponse said about one task: its generations, their failures, or that it is unknown."""
+    """Everything one getResponse said about one task: its generations' outcomes, or that it is unknown.
+
+    Generations still processing are only counted (with the furthest progress reported): a sweep reads thousands of
+    them, and nothing else of theirs is used.
+    """
 
     task_uuid: str
-    items: list[VideoResultItem] = field(default_factory=list)
+    successes: list[VideoResultItem] = field(default_factory=list)  # one per videoUUID
     errors: list[RunwareErrorItem] = field(default_factory=list)
+    processing_count: int = 0
+    progress: int | None = None  # the furthest progress (0-100) of the generations still processing, if reported
     not_found: bool = False
-
-    @property
-    def successes(self) -> list[VideoResultItem]:
-        return [item for item in self.items if item.status == "success"]
 
     @property
     def failed_count(self) -> int:
         return len(self.errors)
 
-    @property
-    def processing_count(self) -> int:
-        return sum(1 for item in self.items if item.status == "processing")
-
     def is_complete(self, expected_results: int) -> bool:
         """True once `expected_results` generations reached a final state (success or failure)."""
         return len(self.successes) + self.failed_count >= expected_results and self.processing_count == 0
+
+    def take_plain(self, raw: Mapping[str, Any]) -> bool:
+        """Count a plain "processing" item of this task (the usual answer while it runs: `taskType`, `taskUUID`,
+        `status`, `progress`, nothing else) without building a model; False for any other item, which the caller
+        parses with `parse_result_item`. The caller matched `taskUUID` to this task."""
+        progress = raw.get("progress")
+        if not (
+            raw.keys() <= _PLAIN_ITEM_KEYS
+            and raw.get("status", "processing") in _PLAIN_STATUSES
+            and type(raw.get("taskType", "videoInference")) is str
+            and (progress is None or (type(progress) is int and 0 <= progress <= 100))
+        ):
+            return False
+        self.processing_count += 1
+        if progress is not None and (self.progress is None or progress > self.progress):
+            self.progress = progress
+        return True
+
+    def add(self, item: VideoResultItem) -> None:
+        """Take one parsed item of this task: a success (a repeated videoUUID counts once), one still processing, or
+        a failed generation."""
+        if item.status == "error":
+            inline = item.error
+            self.errors.append(
+                RunwareErrorItem(
+                    code=inline.code if inline else "unknown",
+                    message=inline.message if inline else "",
+                    task_type=item.task_type,
+                    task_uuid=self.task_uuid,
+                    status="error",
+                )
+            )
+        elif item.status == "processing":
+            self.processing_count += 1
+            if item.progress is not None and (self.progress is None or item.progress > self.progress):
+                self.progress = item.progress
+        elif item.video_uuid is None or all(s.video_uuid != item.video_uuid for s in self.successes):
+            self.successes.append(item)

@@ -101,6 +101,12 @@ class Leases:
                 got.update(int(row[0]) for row in rows)
         return got
 
+    def still_held(self, leases: Iterable[tuple[int, str | None, str | None]]) -> set[int]:
+        """Of `(id, lease_owner, lease_until)` as just read, the ids whose lease is this process's and live: nothing to
+        claim for those (the lease keeper renews them), so a sweep sends claims only for the rest."""
+        now, _ = self._times()
+        return {row_id for row_id, owner, until in leases if owner == self.owner and until is not None and until > now}
+
     async def claim_jobs(self, job_ids: Iterable[int], *, unleased_before: datetime | None = None) -> set[int]:
         """Claim jobs for this process; returns the ids it now holds (its own live leases included, left as they are:
         `renew` pushes them back).

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import NamedTuple
 
 from bot.core.models import JobState
-from bot.store.driver import Database, from_db_time
+from bot.store.driver import Database
 
 
 class TrackedJob(NamedTuple):
@@ -21,19 +20,23 @@ class TrackedJob(NamedTuple):
     state: JobState
     variations: int
     dry_run: bool
-    started_at: datetime  # submitted_at, else created_at: where max_wait counts from
+    #: submitted_at, else created_at: where max_wait counts from. Stored text (fixed-width UTC, `to_db_time`), which
+    #: compares as time: the sweep compares it with a cutoff instead of parsing thousands of dates.
+    started_at: str
     status_message_id: int | None
+    lease_owner: str | None  # who holds the job's lease, and until when (stored text), as read
+    lease_until: str | None
 
 
 async def tracked_jobs(db: Database) -> list[TrackedJob]:
     """Submitted jobs, and cancelled ones whose money is still held (Runware may still bill them), oldest first."""
     rows = await db.fetchall(
         "SELECT id, task_uuid, state, variations, dry_run, COALESCE(submitted_at, created_at) AS started_at, "
-        "status_message_id FROM jobs WHERE state = ? OR (state = ? AND EXISTS "
+        "status_message_id, lease_owner, lease_until FROM jobs WHERE state = ? OR (state = ? AND EXISTS "
         "(SELECT 1 FROM ledger WHERE ledger.job_id = jobs.id AND ledger.status = 'held')) ORDER BY id",
         (str(JobState.SUBMITTED), str(JobState.CANCELLED)),
     )
     states = {str(state): state for state in JobState}
     return [  # by position, in the SELECT's order: the cheapest read of a row on both drivers
-        TrackedJob(row[0], row[1], states[row[2]], row[3], bool(row[4]), from_db_time(row[5]), row[6]) for row in rows
+        TrackedJob(row[0], row[1], states[row[2]], row[3], bool(row[4]), row[5], row[6], row[7], row[8]) for row in rows
     ]

@@ -435,16 +435,18 @@ def test_account_image_and_ack_responses() -> None:
 
 def test_task_status_counts() -> None:
     t = new_task_uuid()
-    status = TaskStatus(
-        task_uuid=t,
-        items=[
-            VideoResultItem.model_validate({"taskUUID": t, "status": "processing"}),
-            VideoResultItem.model_validate({"taskUUID": t, "status": "success", "videoUUID": "V", "videoURL": "u"}),
-        ],
-        errors=[RunwareErrorItem(code="timeoutProvider", task_uuid=t, status="error")],
-    )
+    status = TaskStatus(task_uuid=t)
+    assert status.take_plain({"taskType": "videoInference", "taskUUID": t, "status": "processing", "progress": 40})
+    assert status.take_plain({"taskUUID": t, "status": "pending"})
+    assert not status.take_plain({"taskUUID": t, "status": "processing", "progress": 101})  # parsed, then refused
+    assert not status.take_plain({"taskUUID": t, "status": "processing", "cost": 0.1})  # anything more: the model
+    status.add(VideoResultItem.model_validate({"taskUUID": t, "status": "processing", "progress": 70, "cost": 0.1}))
+    success = {"taskUUID": t, "status": "success", "videoUUID": "V", "videoURL": "u"}
+    status.add(VideoResultItem.model_validate(success))
+    status.add(VideoResultItem.model_validate(success))  # the same generation twice counts once
+    status.add(VideoResultItem.model_validate({"taskUUID": t, "status": "error", "error": {"code": "timeoutProvider"}}))
     assert [i.video_uuid for i in status.successes] == ["V"]
-    assert status.failed_count == 1 and status.processing_count == 1
-    assert not status.is_complete(3)
-    status.items.pop(0)
-    assert status.is_complete(2)
+    assert status.failed_count == 1 and status.errors[0].code == "timeoutProvider"
+    assert status.processing_count == 3 and status.progress == 70
+    assert not status.is_complete(2)
+    assert TaskStatus(task_uuid=t, successes=status.successes, errors=status.errors).is_complete(2)

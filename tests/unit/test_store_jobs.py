@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.models import FINAL_JOB_STATES, JOB_TRANSITIONS, JobState, Payer, Period, ResultState
+from bot.store.driver import from_db_time
 from bot.store.interface import Database
 from bot.store.jobs import JobStore, NewJob
 from bot.store.ledger import SpendLedger
@@ -167,7 +168,7 @@ async def test_restart_queries(store: JobStore, ledger: SpendLedger) -> None:
             job.dry_run,
             job.status_message_id,
         )
-        assert row.started_at == (job.submitted_at or job.created_at)
+        assert from_db_time(row.started_at) == (job.submitted_at or job.created_at)
     assert [j.id for j in await store.reserved()] == [j.id for j in unfinished.values() if j.state is JobState.RESERVED]
     assert await store.final_with_money_held() == [done]  # its settle never ran
     await ledger.settle(done, 5)

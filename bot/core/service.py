@@ -178,8 +178,11 @@ class VideoService:
             thread_id=thread_id,
         )
         cap = None if plan.payer is Payer.OPERATOR else plan.concurrency_cap
-        job = await self._ledger.reserve(new, role_ids=who.role_ids, concurrency_cap=cap, now=self._clock())
-        await self._claim(job.id)  # this process submits it; the others leave it alone while the lease lives
+        # Written claimed by this process: it submits the job; the others leave it alone while the lease lives.
+        lease = self.leases.grant() if self.leases is not None else None
+        job = await self._ledger.reserve(
+            new, role_ids=who.role_ids, concurrency_cap=cap, now=self._clock(), lease=lease
+        )
         log.info("job=%s task=%s guild=%s reserved %d micros", job.id, job.task_uuid, job.guild_id, job.estimate_micros)
         crash_point("after_job_row")
         return job

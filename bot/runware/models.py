@@ -11,7 +11,7 @@ import base64
 import binascii
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -323,6 +323,15 @@ def get_response_wire(task_uuid: str) -> dict[str, Any]:
     if not (isinstance(task_uuid, str) and _UUID4_RE.fullmatch(task_uuid)):
         return GetResponseTask(task_uuid=task_uuid).to_wire()
     return {"taskType": "getResponse", "taskUUID": task_uuid}
+
+
+def plain_get_response_uuid(raw: Mapping[str, Any]) -> str | None:
+    """The taskUUID of a getResponse task shaped exactly as `get_response_wire` builds it (what `GetResponseTask`
+    takes unchanged), else None: the caller then validates it with the model. For a reader of thousands of them."""
+    task_uuid = raw.get("taskUUID")
+    if len(raw) == 2 and raw.get("taskType") == "getResponse" and type(task_uuid) is str:
+        return task_uuid if _UUID4_RE.fullmatch(task_uuid) else None
+    return None
 
 
 class ImageUploadTask(WireRequest):

@@ -20,6 +20,7 @@ from bot.runware.models import (
     decode_image,
     frame_positions,
     image_ref_kind,
+    plain_get_response_uuid,
     sniff_image,
 )
 from bot.simulator.faults import Faults, SimGeneration, SimTask, api_error, validation_error
@@ -114,15 +115,17 @@ class TaskHandlers:
         return _Outcome(data=[{"taskType": "videoInference", "taskUUID": uuid_}])
 
     def _get_response(self, raw: dict[str, Any]) -> _Outcome:
-        try:
-            task = GetResponseTask.model_validate(raw)
-        except ValidationError as exc:
-            return _failed(validation_error(exc, raw, "getResponse"))
-        sim = self.tasks.get(task.task_uuid)
+        task_uuid = plain_get_response_uuid(raw)  # the usual shape, checked without a model (sweeps ask thousands)
+        if task_uuid is None:
+            try:
+                task_uuid = GetResponseTask.model_validate(raw).task_uuid
+            except ValidationError as exc:
+                return _failed(validation_error(exc, raw, "getResponse"))
+        sim = self.tasks.get(task_uuid)
         if sim is None:
             message = "No task was found with this taskUUID, or it failed before it started."
             error = api_error(
-                "taskFailedOrNotFound", message, parameter="taskUUID", task_type="getResponse", task_uuid=task.task_uuid
+                "taskFailedOrNotFound", message, parameter="taskUUID", task_type="getResponse", task_uuid=task_uuid
             )
             return _failed(error)
         self._maybe_complete(sim)

@@ -112,7 +112,13 @@ class Ledger(Protocol):
         user_id: int | None = None,
     ) -> list[Standing]: ...
     async def reserve(
-        self, job: NewJob, *, role_ids: Iterable[int], concurrency_cap: int | None, now: datetime
+        self,
+        job: NewJob,
+        *,
+        role_ids: Iterable[int],
+        concurrency_cap: int | None,
+        now: datetime,
+        lease: tuple[str, datetime] | None = None,
     ) -> Job: ...
     async def settle(self, job_id: int, cost_micros: int | None) -> bool: ...
     async def release(self, job_id: int) -> bool: ...

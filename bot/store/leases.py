@@ -70,25 +70,49 @@ class Leases:
         now = self._clock()
         return to_db_time(now), to_db_time(now + timedelta(seconds=self.seconds))
 
+    def grant(self) -> tuple[str, datetime]:
+        """(owner, until) for a row this process writes already claimed (a job at its reservation)."""
+        return self.owner, self._clock() + timedelta(seconds=self.seconds)
+
     async def _claim(
         self, table: str, ids: Iterable[int], extra: str = "", extra_params: tuple[object, ...] = ()
     ) -> set[int]:
         got: set[int] = set()
         now, until = self._times()
-        chunks = _chunks(ids)
-        if not chunks:
-            return got
-        async with self._lock, self._db.transaction() as conn:  # one commit for the whole batch
-            for chunk in chunks:
-                ids_in = f"id IN ({marks(len(chunk))})"
-                # Already this process's and live: nothing to write (the lease keeper renews them). The owner is
-                # compared here, not in SQL: with `lease_owner = ?` PostgreSQL's generic plan walks the lease_owner
-                # index (every row this process holds) for each chunk instead of seeking the ids (50x slower).
-                live = await conn.fetchall(
-                    f"SELECT id, lease_owner FROM {table} WHERE {ids_in} AND lease_until > ?{extra}",
+        wanted = _chunks(ids)
+        async with self._lock:
+            # First a plain read: the rows already this process's and live need no write (the lease keeper renews
+            # them), and when that is all of them, no write transaction is opened at all. The owner is compared
+            # here, not in SQL: with `lease_owner = ?` PostgreSQL's generic plan walks the lease_owner index (every
+            # row this process holds) for each chunk instead of seeking the ids (50x slower).
+            chunks: list[list[int]] = []
+            for chunk in wanted:
+                live = await self._db.fetchall(
+                    f"SELECT id, lease_owner FROM {table} WHERE id IN ({marks(len(chunk))}) AND lease_until > ?{extra}",
                     (*chunk, now, *extra_params),
                 )
                 got.update(int(row[0]) for row in live if row[1] == self.owner)
+                held = {int(row[0]) for row in live}  # live leases, this process's or another's: nothing to take
+                if rest := [row_id for row_id in chunk if row_id not in held]:
+                    chunks.append(rest)
+            if chunks:
+                got |= await self._take(table, chunks, now, until, extra, extra_params)
+        return got
+
+    async def _take(
+        self,
+        table: str,
+        chunks: list[list[int]],
+        now: str,
+        until: str,
+        extra: str,
+        extra_params: tuple[object, ...],
+    ) -> set[int]:
+        """The compare-and-set: of these rows, take the ones whose lease is free or lapsed; one commit in all."""
+        got: set[int] = set()
+        async with self._db.transaction() as conn:
+            for chunk in chunks:
+                ids_in = f"id IN ({marks(len(chunk))})"
                 where = f"{ids_in} AND (lease_until IS NULL OR lease_until <= ?){extra}"
                 if self._db.dialect == "postgres":
                     # Rows another claim has locked this instant are skipped, not waited for: two processes claiming

@@ -129,8 +129,17 @@ class SpendLedger:
 
     # -- money ---------------------------------------------------------------------------------------------------
 
-    async def reserve(self, job: NewJob, *, role_ids: Iterable[int], concurrency_cap: int | None, now: datetime) -> Job:
+    async def reserve(
+        self,
+        job: NewJob,
+        *,
+        role_ids: Iterable[int],
+        concurrency_cap: int | None,
+        now: datetime,
+        lease: tuple[str, datetime] | None = None,
+    ) -> Job:
         """Check every limit and the concurrency cap, then write the job and its hold: one transaction, no network.
+        `lease` (owner, until): the job is written already claimed by that process (`Leases.grant`).
 
         Raises OverLimit (naming the limit, what is left and when it resets) or ConcurrencyLimited.
         """
@@ -165,7 +174,7 @@ class SpendLedger:
                 running = int(row[0]) if row is not None else 0
                 if running >= concurrency_cap:
                     raise ConcurrencyLimited(running=running, cap=concurrency_cap)
-            created = await insert_job(conn, job, state=JobState.RESERVED, now=now)
+            created = await insert_job(conn, job, state=JobState.RESERVED, now=now, lease=lease)
             await conn.execute(
                 "INSERT INTO ledger (job_id, guild_id, user_id, budget_channel_id, payer, dry_run, created_at, "
                 "held_micros) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -22,6 +22,7 @@ from bot.core.sink import Delivered
 from bot.core.tracker import JobTracker
 from bot.runware.models import VideoInferenceTask
 from bot.simulator.server import RunwareSimulator
+from bot.store.driver import to_db_time
 from bot.store.leases import Leases
 from tests.fakes.images import png_bytes
 from tests.helpers import Clock, RecordingSink, make_settings, open_test_database
@@ -314,6 +315,20 @@ async def test_claims_take_free_lapsed_or_own_leases_of_unfinished_work_only(eng
     assert await engine.jobs.transition(young.id, JobState.FAILED, error="stopped")
     clock.now += timedelta(seconds=LEASE + 1)
     assert await a.claim_jobs([young.id]) == set()  # finished work is nobody's to claim
+
+
+async def test_a_job_is_written_already_claimed_by_the_process_that_reserves_it(
+    a: Proc, b: Proc, engine: Engine, clock: Clock
+) -> None:
+    """The lease is part of the reservation's transaction: no moment where the new row is free for another process."""
+    plan = await a.service.plan(VideoOptions(prompt="mine from the start"), ALICE)
+    job = await a.service.reserve(plan)
+    assert await a.leases.holder("jobs", job.id) == ("process-a", clock() + timedelta(seconds=LEASE))
+    assert await b.leases.claim_jobs([job.id]) == set()
+    assert await a.leases.claim_jobs([job.id]) == {job.id}
+    live, lapsed = to_db_time(clock() + timedelta(seconds=1)), to_db_time(clock() - timedelta(seconds=1))
+    rows = [(1, "process-a", live), (2, "process-a", lapsed), (3, "process-b", live), (4, "process-a", None)]
+    assert a.leases.still_held(rows) == {1}  # what a sweep need not claim again
 
 
 async def test_a_released_job_is_free_at_once_even_when_young(engine: Engine, clock: Clock) -> None:

@@ -149,7 +149,25 @@ async def test_nested_transaction_in_one_task_is_an_error_not_a_deadlock(db: Dat
         with pytest.raises(RuntimeError, match="nested"):
             async with db.transaction():
                 pass
+        with pytest.raises(RuntimeError, match="inside a transaction"):  # a write belongs on the transaction's conn
+            await db.execute("INSERT INTO kv (key, value) VALUES ('n', '1')")
         assert await db.fetchone("SELECT 1") is not None  # reads inside are fine
+    assert await db.fetchone("SELECT * FROM kv WHERE key = 'n'") is None
+
+
+async def test_one_write_statement_is_atomic_on_its_own(db: Database) -> None:
+    """`execute` runs without BEGIN/COMMIT round trips: a statement that fails half-way still writes nothing."""
+    assert await db.execute("INSERT INTO kv (key, value) VALUES ('a', '1')") == 1
+    with pytest.raises(sqlite3.IntegrityError):
+        await db.execute("INSERT INTO kv (key, value) VALUES ('b', '2'), ('a', '3')")
+    assert [tuple(r) for r in await db.fetchall("SELECT key, value FROM kv ORDER BY key")] == [("a", "1")]
+    assert await db.execute("UPDATE kv SET value = '4' WHERE key IN ('a', 'zz')") == 1
+
+
+async def test_fetchone_gives_the_first_row_or_none(db: Database) -> None:
+    await db.executemany("INSERT INTO kv (key, value) VALUES (?, ?)", [("b", "2"), ("a", "1")])
+    assert tuple(await db.fetchone("SELECT key FROM kv ORDER BY key") or ()) == ("a",)
+    assert await db.fetchone("SELECT key FROM kv WHERE key = 'zz'") is None
 
 
 async def test_readers_never_see_another_tasks_uncommitted_writes(db: Database) -> None:

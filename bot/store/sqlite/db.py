@@ -87,9 +87,11 @@ class SqliteConn:
         self.raw = raw
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        async with self.raw.execute(sql, params) as cur:
-            row: Row | None = await cur.fetchone()
+        # One trip to the connection's thread (a cursor takes three: execute, fetch, close). Every fetchone of the
+        # store reads one row (by key, an aggregate, or LIMIT 1), so fetching them all costs nothing more.
+        for row in await self.raw.execute_fetchall(sql, params):
             return row
+        return None
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return list(await self.raw.execute_fetchall(sql, params))
@@ -271,8 +273,11 @@ class SqliteDatabase:
             return await conn.fetchall(sql, params)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """One write statement in its own transaction; returns the affected row count."""
-        async with self.transaction() as conn:
+        """One write statement, atomic on its own: in autocommit mode SQLite runs it in a transaction of its own, so
+        no BEGIN and COMMIT round trips. Returns the affected row count."""
+        if self._owner is not None and self._owner is asyncio.current_task():
+            raise RuntimeError("Database.execute() inside a transaction of the same task: use the transaction's conn")
+        async with self._locked() as conn:
             return await conn.execute(sql, params)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:

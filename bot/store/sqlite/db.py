@@ -153,7 +153,6 @@ class SqliteDatabase:
                 log.warning("database %s is not in WAL mode (got %s)", self.path, mode[0] if mode else None)
             await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             await conn.execute("PRAGMA foreign_keys = ON")
-            await conn.execute("PRAGMA cache_size = -32768")  # EXPERIMENT
             self._conn = conn
             await self.migrate()
         except BaseException:

@@ -39,6 +39,7 @@ def open_test_database(target: Path | str, **options: Any) -> Database:
 EMPTY_ORDER = (
     "results",
     "ledger",
+    "job_leases",
     "jobs",
     "limits",
     "guild_settings",

@@ -112,8 +112,8 @@ def result_from_row(row: Row) -> ClipResult:
 INSERT_JOB = """
 INSERT INTO jobs (task_uuid, guild_id, channel_id, budget_channel_id, user_id, payer, pool_channel_id, prompt,
                   resolution, duration, variations, prompt_optimizer, frame_count, params_json, state,
-                  estimate_micros, dry_run, created_at, updated_at, thread_id, parent_job_id, lease_owner, lease_until)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  estimate_micros, dry_run, created_at, updated_at, thread_id, parent_job_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING *
 """
 
@@ -121,8 +121,8 @@ RETURNING *
 async def insert_job(
     conn: Conn, job: NewJob, *, state: JobState, now: datetime, lease: tuple[str, datetime] | None = None
 ) -> Job:
-    """Insert a job row on a connection inside a transaction (used by the ledger's reservation); `lease`: (owner,
-    until), the process that holds the new job."""
+    """Insert a job row and its lease row on a connection inside a transaction (used by the ledger's reservation);
+    `lease`: (owner, until), the process that holds the new job (else its lease is free)."""
     at = to_db_time(now)
     params = _dump(job.params)
     rows = await conn.fetchall(
@@ -149,11 +149,14 @@ async def insert_job(
             at,
             job.thread_id,
             job.parent_job_id,
-            lease[0] if lease else None,
-            to_db_time(lease[1]) if lease else None,
         ),
     )
-    return job_from_row(rows[0])
+    created = job_from_row(rows[0])
+    await conn.execute(
+        "INSERT INTO job_leases (job_id, owner, until) VALUES (?, ?, ?)",
+        (created.id, lease[0] if lease else None, to_db_time(lease[1]) if lease else None),
+    )
+    return created
 
 
 class JobStore:

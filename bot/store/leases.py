@@ -1,6 +1,7 @@
 """Leases: which process works on a job (or posts a result) right now, so several processes can share one database.
 
-A lease is two columns, `lease_owner` (a process's owner id) and `lease_until` (ISO text, like every stored time).
+A lease is an owner (a process's owner id) and a deadline (ISO text, like every stored time): a job's in the narrow
+`job_leases` table (one row per job, written with the job), a result's in its `lease_owner`/`lease_until` columns.
 A claim is a compare-and-set UPDATE: it takes the rows whose lease is free, lapsed, or already this process's, and
 returns the ids it got; work on any other row is left to its owner. On PostgreSQL the rows are picked with
 `SELECT … FOR UPDATE SKIP LOCKED`, so concurrent claims of overlapping batches neither wait nor deadlock. The owner
@@ -19,6 +20,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.core.models import utc_now
@@ -30,6 +32,31 @@ log = logging.getLogger(__name__)
 CHUNK = 500
 _UNFINISHED_JOBS = "('reserved', 'submitted', 'cancelled')"
 _UNDELIVERED_RESULTS = "('pending', 'delivering')"
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """Where the leases of one kind of work live: `table` with its key and lease columns, read as `l` in `source`
+    (which joins the work's own row as `w` when the lease has a table of its own); `work` is the work's table, whose
+    `state` says whether it is still to do."""
+
+    table: str
+    key: str
+    owner: str
+    until: str
+    source: str
+    work: str
+    unfinished: str
+
+    def unfinished_keys(self) -> str:
+        """A subquery of the ids whose work is not done yet."""
+        return f"SELECT id FROM {self.work} WHERE state IN {self.unfinished}"
+
+
+_JOBS = _Kind(
+    "job_leases", "job_id", "owner", "until", "job_leases l JOIN jobs w ON w.id = l.job_id", "jobs", _UNFINISHED_JOBS
+)
+_RESULTS = _Kind("results", "id", "lease_owner", "lease_until", "results l", "results", _UNDELIVERED_RESULTS)
 
 
 def make_owner_id() -> str:
@@ -75,20 +102,23 @@ class Leases:
         return self.owner, self._clock() + timedelta(seconds=self.seconds)
 
     async def _claim(
-        self, table: str, ids: Iterable[int], extra: str = "", extra_params: tuple[object, ...] = ()
+        self, kind: _Kind, ids: Iterable[int], extra: str = "", extra_params: tuple[object, ...] = ()
     ) -> set[int]:
         got: set[int] = set()
         now, until = self._times()
         wanted = _chunks(ids)
+        state = "w.state" if kind is _JOBS else "l.state"
+        todo = f" AND {state} IN {kind.unfinished}{extra}"
         async with self._lock:
             # First a plain read: the rows already this process's and live need no write (the lease keeper renews
             # them), and when that is all of them, no write transaction is opened at all. The owner is compared
-            # here, not in SQL: with `lease_owner = ?` PostgreSQL's generic plan walks the lease_owner index (every
-            # row this process holds) for each chunk instead of seeking the ids (50x slower).
+            # here, not in SQL: with `owner = ?` PostgreSQL's generic plan walks the owner index (every row this
+            # process holds) for each chunk instead of seeking the ids (50x slower).
             chunks: list[list[int]] = []
             for chunk in wanted:
                 live = await self._db.fetchall(
-                    f"SELECT id, lease_owner FROM {table} WHERE id IN ({marks(len(chunk))}) AND lease_until > ?{extra}",
+                    f"SELECT l.{kind.key}, l.{kind.owner} FROM {kind.source} "
+                    f"WHERE l.{kind.key} IN ({marks(len(chunk))}) AND l.{kind.until} > ?{todo}",
                     (*chunk, now, *extra_params),
                 )
                 got.update(int(row[0]) for row in live if row[1] == self.owner)
@@ -96,30 +126,27 @@ class Leases:
                 if rest := [row_id for row_id in chunk if row_id not in held]:
                     chunks.append(rest)
             if chunks:
-                got |= await self._take(table, chunks, now, until, extra, extra_params)
+                got |= await self._take(kind, chunks, now, until, todo, extra_params)
         return got
 
     async def _take(
-        self,
-        table: str,
-        chunks: list[list[int]],
-        now: str,
-        until: str,
-        extra: str,
-        extra_params: tuple[object, ...],
+        self, kind: _Kind, chunks: list[list[int]], now: str, until: str, todo: str, extra_params: tuple[object, ...]
     ) -> set[int]:
         """The compare-and-set: of these rows, take the ones whose lease is free or lapsed; one commit in all."""
         got: set[int] = set()
         async with self._db.transaction() as conn:
             for chunk in chunks:
-                ids_in = f"id IN ({marks(len(chunk))})"
-                where = f"{ids_in} AND (lease_until IS NULL OR lease_until <= ?){extra}"
+                free = (
+                    f"SELECT l.{kind.key} FROM {kind.source} WHERE l.{kind.key} IN ({marks(len(chunk))}) "
+                    f"AND (l.{kind.until} IS NULL OR l.{kind.until} <= ?){todo}"
+                )
                 if self._db.dialect == "postgres":
                     # Rows another claim has locked this instant are skipped, not waited for: two processes claiming
                     # overlapping batches never queue behind each other nor deadlock; the rows skipped stay theirs.
-                    where = f"id IN (SELECT id FROM {table} WHERE {where} ORDER BY id FOR UPDATE SKIP LOCKED)"
+                    free += f" ORDER BY l.{kind.key} FOR UPDATE OF l SKIP LOCKED"
                 rows = await conn.fetchall(
-                    f"UPDATE {table} SET lease_owner = ?, lease_until = ? WHERE {where} RETURNING id",
+                    f"UPDATE {kind.table} SET {kind.owner} = ?, {kind.until} = ? WHERE {kind.key} IN ({free}) "
+                    f"RETURNING {kind.key}",
                     (self.owner, until, *chunk, now, *extra_params),
                 )
                 got.update(int(row[0]) for row in rows)
@@ -139,11 +166,10 @@ class Leases:
         (a job another process has just reserved gets its lease a moment after its row, so a young one is left
         alone); a released lease keeps lease_until (the release time), so its job is free at once.
         """
-        unfinished = f" AND state IN {_UNFINISHED_JOBS}"
         if unleased_before is None:
-            return await self._claim("jobs", job_ids, unfinished)
-        young = " AND (lease_until IS NOT NULL OR created_at < ?)"
-        return await self._claim("jobs", job_ids, unfinished + young, (to_db_time(unleased_before),))
+            return await self._claim(_JOBS, job_ids)
+        young = " AND (l.until IS NOT NULL OR w.created_at < ?)"
+        return await self._claim(_JOBS, job_ids, young, (to_db_time(unleased_before),))
 
     async def left_by_others(self, job_ids: Iterable[int]) -> set[int]:
         """Of these jobs, the ones another process held and let go: its lease lapsed (it died) or it released it."""
@@ -151,8 +177,8 @@ class Leases:
         got: set[int] = set()
         for chunk in _chunks(job_ids):
             rows = await self._db.fetchall(
-                f"SELECT id FROM jobs WHERE id IN ({marks(len(chunk))}) AND lease_until IS NOT NULL "
-                "AND lease_until <= ? AND (lease_owner IS NULL OR lease_owner <> ?)",
+                f"SELECT job_id FROM job_leases WHERE job_id IN ({marks(len(chunk))}) AND until IS NOT NULL "
+                "AND until <= ? AND (owner IS NULL OR owner <> ?)",
                 (*chunk, now, self.owner),
             )
             got.update(int(row[0]) for row in rows)
@@ -163,29 +189,28 @@ class Leases:
 
     async def claim_results(self, result_ids: Iterable[int]) -> set[int]:
         """Claim results to post them; returns the ids this process may post."""
-        return await self._claim("results", result_ids, f" AND state IN {_UNDELIVERED_RESULTS}")
+        return await self._claim(_RESULTS, result_ids)
 
     async def renew(self) -> int:
         """Push back the deadline of every lease this process holds on work not done yet; returns how many."""
         _, until = self._times()
+        renewed = 0
         async with self._lock, self._db.transaction() as conn:
-            jobs = await conn.execute(
-                f"UPDATE jobs SET lease_until = ? WHERE lease_owner = ? AND state IN {_UNFINISHED_JOBS}",
-                (until, self.owner),
-            )
-            results = await conn.execute(
-                f"UPDATE results SET lease_until = ? WHERE lease_owner = ? AND state IN {_UNDELIVERED_RESULTS}",
-                (until, self.owner),
-            )
-        return jobs + results
+            for kind in (_JOBS, _RESULTS):
+                renewed += await conn.execute(
+                    f"UPDATE {kind.table} SET {kind.until} = ? WHERE {kind.owner} = ? "
+                    f"AND {kind.key} IN ({kind.unfinished_keys()})",
+                    (until, self.owner),
+                )
+        return renewed
 
     async def release_all(self) -> None:
         """Give up every lease of this process (a clean shutdown): the others take its work over at once."""
         now, _ = self._times()
         async with self._db.transaction() as conn:
-            for table in ("jobs", "results"):
-                await conn.execute(  # lease_until stays set (to now): a released job is not a just-reserved one
-                    f"UPDATE {table} SET lease_owner = NULL, lease_until = ? WHERE lease_owner = ?",
+            for kind in (_JOBS, _RESULTS):
+                await conn.execute(  # the deadline stays set (to now): a released job is not a just-reserved one
+                    f"UPDATE {kind.table} SET {kind.owner} = NULL, {kind.until} = ? WHERE {kind.owner} = ?",
                     (now, self.owner),
                 )
         log.info("leases of %s released", self.owner)
@@ -194,16 +219,21 @@ class Leases:
         """Free every lease (SQLite at start-up: only one process uses the file, so whoever held them is gone)."""
         now, _ = self._times()
         async with self._db.transaction() as conn:
-            for table in ("jobs", "results"):
+            for kind in (_JOBS, _RESULTS):
                 await conn.execute(
-                    f"UPDATE {table} SET lease_owner = NULL, lease_until = ? WHERE lease_owner IS NOT NULL", (now,)
+                    f"UPDATE {kind.table} SET {kind.owner} = NULL, {kind.until} = ? WHERE {kind.owner} IS NOT NULL",
+                    (now,),
                 )
 
     async def holder(self, table: str, row_id: int) -> tuple[str | None, datetime | None]:
-        """Who holds a row's lease and until when (for logs and tests)."""
-        if table not in ("jobs", "results"):
+        """Who holds a row's lease and until when (for logs and tests); `table`: "jobs" or "results"."""
+        kinds = {"jobs": _JOBS, "results": _RESULTS}
+        if table not in kinds:
             raise ValueError(table)
-        row = await self._db.fetchone(f"SELECT lease_owner, lease_until FROM {table} WHERE id = ?", (row_id,))
+        kind = kinds[table]
+        row = await self._db.fetchone(
+            f"SELECT {kind.owner}, {kind.until} FROM {kind.table} WHERE {kind.key} = ?", (row_id,)
+        )
         if row is None or row[0] is None:
             return None, None
         return str(row[0]), datetime.fromisoformat(str(row[1])) if row[1] is not None else None

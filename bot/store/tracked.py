@@ -32,7 +32,8 @@ async def tracked_jobs(db: Database) -> list[TrackedJob]:
     """Submitted jobs, and cancelled ones whose money is still held (Runware may still bill them), oldest first."""
     rows = await db.fetchall(
         "SELECT id, task_uuid, state, variations, dry_run, COALESCE(submitted_at, created_at) AS started_at, "
-        "status_message_id, lease_owner, lease_until FROM jobs WHERE state = ? OR (state = ? AND EXISTS "
+        "status_message_id, l.owner, l.until FROM jobs LEFT JOIN job_leases l ON l.job_id = jobs.id "
+        "WHERE state = ? OR (state = ? AND EXISTS "
         "(SELECT 1 FROM ledger WHERE ledger.job_id = jobs.id AND ledger.status = 'held')) ORDER BY id",
         (str(JobState.SUBMITTED), str(JobState.CANCELLED)),
     )

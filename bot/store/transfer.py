@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 #: Every table, parents before children (foreign keys are checked as rows arrive).
 TABLES = (
     "jobs",
+    "job_leases",
     "results",
     "ledger",
     "limits",

@@ -93,6 +93,9 @@ async def rows(pg_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         await conn.close()
 
 
+JOBS_WITH_LEASES = "SELECT jobs.*, l.owner AS holder FROM jobs JOIN job_leases l ON l.job_id = jobs.id ORDER BY id"
+
+
 def owner_pid(owner: str | None) -> int | None:
     """The pid in an owner id (host-pid-random)."""
     return None if owner is None else int(owner.rsplit("-", 2)[1])
@@ -108,7 +111,7 @@ async def wait_job(pg_url: str, bot: BotProcess, n: int, state: str, what: str) 
     deadline = loop.time() + 30
     found: list[asyncpg.Record] = []
     while loop.time() < deadline and bot.returncode is None:
-        found = await rows(pg_url, "SELECT * FROM jobs ORDER BY id")
+        found = await rows(pg_url, JOBS_WITH_LEASES)
         if len(found) >= n and found[n - 1]["state"] == state:
             return found[n - 1]
         await asyncio.sleep(0.1)
@@ -138,12 +141,12 @@ async def test_two_processes_on_postgresql_each_serve_their_shard_and_take_over_
     # A /video in a guild of each shard is served by its own process.
     h1 = await fake.send_command("video", {"prompt": "first job on shard zero"}, user=w.member, guild=w.guild)
     job1 = await wait_job(pg_url, pair.a, 1, "submitted", "A's first job")
-    assert owner_pid(job1["lease_owner"]) == pid_a
+    assert owner_pid(job1["holder"]) == pid_a
     hb = await fake.send_command(
         "video", {"prompt": "a job on shard one"}, user=carol, guild=second, channel=second_channel
     )
     job_b = await wait_job(pg_url, pair.b, 2, "submitted", "B's job")
-    assert owner_pid(job_b["lease_owner"]) == pid_b
+    assert owner_pid(job_b["holder"]) == pid_b
     await h1.wait_deferred()
     await hb.wait_deferred()
 
@@ -151,8 +154,8 @@ async def test_two_processes_on_postgresql_each_serve_their_shard_and_take_over_
     await fake.send_command("video", {"prompt": "second job on shard zero"}, user=w.member, guild=w.guild)
     code = await pair.a.wait_exit(30)
     assert code == -signal.SIGKILL, f"A should have died at after_submit, got {code}\n{pair.logs()}"
-    job2 = (await rows(pg_url, "SELECT * FROM jobs ORDER BY id"))[2]
-    assert job2["state"] == "reserved" and owner_pid(job2["lease_owner"]) == pid_a
+    job2 = (await rows(pg_url, JOBS_WITH_LEASES))[2]
+    assert job2["state"] == "reserved" and owner_pid(job2["holder"]) == pid_a
     assert sim.submit_count(job2["task_uuid"]) == 1
 
     # Runware finishes everything. Job 2's webhook reaches B; job 1's webhook is lost, so only a poll finds it,

@@ -304,7 +304,7 @@ async def test_claims_take_free_lapsed_or_own_leases_of_unfinished_work_only(eng
     plan = await engine.service.plan(VideoOptions(prompt="claimed"), ALICE)
     young = await engine.service.reserve(plan)
     # As if its row was just written by another process and not yet leased:
-    await engine.db.execute("UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE id = ?", (young.id,))
+    await engine.db.execute("UPDATE job_leases SET owner = NULL, until = NULL WHERE job_id = ?", (young.id,))
     # A job that never had a lease and is younger than the grace may be another process's, a moment old.
     assert await b.claim_jobs([young.id], unleased_before=clock() - timedelta(seconds=LEASE)) == set()
     assert await a.claim_jobs([young.id]) == {young.id}

@@ -153,7 +153,12 @@ async def test_the_schema_has_the_same_tables_and_columns_as_sqlite(pg: Postgres
     async with SqliteDatabase(tmp_path / "a.sqlite3"):
         pass
     with contextlib.closing(sqlite3.connect(tmp_path / "a.sqlite3")) as conn:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
         lite = {t: [c[1] for c in conn.execute(f"PRAGMA table_info({t})")] for t in tables}
     rows = await pg.fetchall(
         "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema() "

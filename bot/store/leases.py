@@ -38,13 +38,14 @@ _UNDELIVERED_RESULTS = "('pending', 'delivering')"
 class _Kind:
     """Where the leases of one kind of work live: `table` with its key and lease columns, read as `l` in `source`
     (which joins the work's own row as `w` when the lease has a table of its own); `work` is the work's table, whose
-    `state` says whether it is still to do."""
+    state (`state` as read in `source`) says whether it is still to do."""
 
     table: str
     key: str
     owner: str
     until: str
     source: str
+    state: str
     work: str
     unfinished: str
 
@@ -54,9 +55,16 @@ class _Kind:
 
 
 _JOBS = _Kind(
-    "job_leases", "job_id", "owner", "until", "job_leases l JOIN jobs w ON w.id = l.job_id", "jobs", _UNFINISHED_JOBS
+    "job_leases",
+    "job_id",
+    "owner",
+    "until",
+    "job_leases l JOIN jobs w ON w.id = l.job_id",
+    "w.state",
+    "jobs",
+    _UNFINISHED_JOBS,
 )
-_RESULTS = _Kind("results", "id", "lease_owner", "lease_until", "results l", "results", _UNDELIVERED_RESULTS)
+_RESULTS = _Kind("results", "id", "lease_owner", "lease_until", "results l", "l.state", "results", _UNDELIVERED_RESULTS)
 
 
 def make_owner_id() -> str:
@@ -107,8 +115,7 @@ class Leases:
         got: set[int] = set()
         now, until = self._times()
         wanted = _chunks(ids)
-        state = "w.state" if kind is _JOBS else "l.state"
-        todo = f" AND {state} IN {kind.unfinished}{extra}"
+        todo = f" AND {kind.state} IN {kind.unfinished}{extra}"
         async with self._lock:
             # First a plain read: the rows already this process's and live need no write (the lease keeper renews
             # them), and when that is all of them, no write transaction is opened at all. The owner is compared
@@ -227,10 +234,9 @@ class Leases:
 
     async def holder(self, table: str, row_id: int) -> tuple[str | None, datetime | None]:
         """Who holds a row's lease and until when (for logs and tests); `table`: "jobs" or "results"."""
-        kinds = {"jobs": _JOBS, "results": _RESULTS}
-        if table not in kinds:
+        kind = {"jobs": _JOBS, "results": _RESULTS}.get(table)
+        if kind is None:
             raise ValueError(table)
-        kind = kinds[table]
         row = await self._db.fetchone(
             f"SELECT {kind.owner}, {kind.until} FROM {kind.table} WHERE {kind.key} = ?", (row_id,)
         )

@@ -23,7 +23,7 @@ from bot.ui.buttons import custom_id, result_view
 from bot.ui.extend import extend_origin, extended_name, joined_clip
 from bot.ui.member_texts import extension_line
 from bot.ui.status import StatusReporter
-from bot.ui.texts import clip_line, dry_prefix, fit, result_message
+from bot.ui.texts import LinkWhy, clip_line, dry_prefix, fit, result_message
 from bot.ui.texts_errors import failure_text
 
 log = logging.getLogger(__name__)
@@ -175,10 +175,10 @@ class ClipDelivery:
         limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         return min(limit, self._settings.delivery.max_clip_bytes)
 
-    async def _fetch(self, result: ClipResult, cap: int) -> tuple[bytes | None, bool]:
-        """(bytes, too_large): the clip if it can be attached within `cap` bytes; else None and why."""
+    async def _fetch(self, result: ClipResult, cap: int) -> tuple[bytes | None, LinkWhy | None]:
+        """(bytes, None): the clip, if it can be attached within `cap` bytes; else (None, why it is a link)."""
         if cap <= 0:
-            return None, True
+            return None, "too_large"
         try:
             data = await fetch_clip(
                 self._http,
@@ -188,14 +188,14 @@ class ClipDelivery:
                 hosts=self._hosts,
             )
         except ClipTooLarge:
-            return None, True
+            return None, "too_large"
         except ClipRefused as exc:
             log.warning("result=%s clip not fetched (%s); its URL is not posted", result.id, exc)
-            return None, False
+            return None, "download_failed"
         except ClipError as exc:
             log.warning("result=%s clip download failed (%s); posting its link", result.id, exc)
-            return None, False
-        return data, False
+            return None, "download_failed"
+        return data, None
 
     async def _post(
         self, job: Job, todo: list[ClipResult], number: dict[int, int], target: discord.abc.Messageable | None
@@ -204,26 +204,29 @@ class ClipDelivery:
         cap = self._upload_limit(job)
         out: list[Delivered] = []
         group: list[tuple[int, ClipResult, bytes | None]] = []
+        failed: set[int] = set()  # results whose download failed for another reason than their size
         used = 0
         for r in todo:
             if len(group) == MAX_FILES_PER_MESSAGE:
-                out += await self._send_group(job, group, len(number), target, last=False)
+                out += await self._send_group(job, group, len(number), target, last=False, failed=failed)
                 group, used = [], 0
-            data, too_large = await self._fetch(r, cap - used)
-            if data is None and too_large and used:  # it may fit in a message of its own
-                out += await self._send_group(job, group, len(number), target, last=False)
+            data, why = await self._fetch(r, cap - used)
+            if why == "too_large" and used:  # it may fit in a message of its own
+                out += await self._send_group(job, group, len(number), target, last=False, failed=failed)
                 group, used = [], 0
-                data, _ = await self._fetch(r, cap)
-            lines = [clip_line(job, c, n, link=d is None) for n, c, d in [*group, (number[r.id], r, data)]]
+                data, why = await self._fetch(r, cap)
+            if why == "download_failed":
+                failed.add(r.id)
+            lines = [clip_line(job, c, n, link=why) for n, c, why in _linked([*group, (number[r.id], r, data)], failed)]
             if group and sum(len(line) + 1 for line in lines) > CLIP_LINES_BUDGET:
-                out += await self._send_group(job, group, len(number), target, last=False)
+                out += await self._send_group(job, group, len(number), target, last=False, failed=failed)
                 group, used = [], 0
             if data is None and self._hosts is not None and not self._hosts.allows(r.video_url):
                 r = replace(r, video_url="")  # a link elsewhere than Runware's hosts is never posted
             group.append((number[r.id], r, data))
             used += len(data or b"")
         if group:
-            out += await self._send_group(job, group, len(number), target, last=True)
+            out += await self._send_group(job, group, len(number), target, last=True, failed=failed)
         return out
 
     async def _send_group(
@@ -234,6 +237,7 @@ class ClipDelivery:
         target: discord.abc.Messageable | None,
         *,
         last: bool,
+        failed: set[int],
     ) -> list[Delivered]:
         ttl = self._settings.runware.ttl
         expires = job.finished_at + timedelta(seconds=ttl) if ttl and job.finished_at else None
@@ -243,7 +247,7 @@ class ClipDelivery:
             for n, _, data in group
             if data is not None
         ]
-        numbered = [(n, r, data is None) for n, r, data in group]
+        numbered = _linked(group, failed)
         joined = await self._joined(job, group)
         if joined is not None:
             files.append(discord.File(io.BytesIO(joined), filename=extended_name(job.id, group[0][0])))
@@ -260,7 +264,8 @@ class ClipDelivery:
                 raise
             # Discord's limit was lower than the bot believed (a boost ended, a DM): links instead, not a retry loop.
             log.info("job=%s Discord refused the upload as too large (%s); posting links", job.id, exc)
-            return await self._send_group(job, [(n, r, None) for n, r, _ in group], total, target, last=last)
+            unsent: list[tuple[int, ClipResult, bytes | None]] = [(n, r, None) for n, r, _ in group]
+            return await self._send_group(job, unsent, total, target, last=last, failed=failed)
         if msg is None:
             return [Delivered(r.id, ok=False, how="undeliverable") for _, r, _ in group]
         dm = target is None or msg.channel.id != getattr(target, "id", None)
@@ -317,3 +322,13 @@ class ClipDelivery:
                 raise  # too large for a DM: the caller posts links instead
             log.info("DM to user %s failed: %s", user_id, exc)
             return None
+
+
+def _linked(
+    group: list[tuple[int, ClipResult, bytes | None]], failed: set[int]
+) -> list[tuple[int, ClipResult, LinkWhy | None]]:
+    """Each clip of a post with why it goes as its link (None: attached): its download failed, else its size."""
+    return [
+        (n, r, None if data is not None else "download_failed" if r.id in failed else "too_large")
+        for n, r, data in group
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from discord.utils import TimestampStyle, format_dt
 
@@ -36,7 +36,12 @@ def dry_prefix(job: Job) -> str:
     return DRY if job.dry_run else ""
 
 
-def clip_line(job: Job, result: ClipResult, n: int, *, link: bool) -> str:
+#: Why a clip is posted as its link instead of attached: over the upload limit, or its download failed just now.
+LinkWhy = Literal["too_large", "download_failed"]
+
+
+def clip_line(job: Job, result: ClipResult, n: int, *, link: LinkWhy | None) -> str:
+    """A clip's line; `link`: why it is posted as its link (None: it is attached)."""
     seed = f"seed {result.seed}" if result.seed is not None else "seed n/a"
     cost = format_usd(result.cost_micros) if result.cost_micros is not None else "cost not reported"
     if job.dry_run and result.cost_micros is not None:
@@ -44,6 +49,8 @@ def clip_line(job: Job, result: ClipResult, n: int, *, link: bool) -> str:
     head = f"**#{n}** · {job.resolution} · {job.duration} s · {seed} · {cost}"
     if link and not result.video_url:  # the clip's URL is not on Runware's hosts: never shown
         head += "\n(the clip could not be fetched from Runware, so it is not attached; try Reroll)"
+    elif link == "download_failed":
+        head += f"\n{result.video_url} (could not be attached just now; the link opens it)"
     elif link:
         head += f"\n{result.video_url} (too large to attach here)"
     return head
@@ -51,13 +58,13 @@ def clip_line(job: Job, result: ClipResult, n: int, *, link: bool) -> str:
 
 def result_message(
     job: Job,
-    numbered: Sequence[tuple[int, ClipResult, bool]],
+    numbered: Sequence[tuple[int, ClipResult, LinkWhy | None]],
     *,
     total: int,
     last: bool = True,
     ttl_expires: datetime | None = None,
 ) -> str:
-    """The post with the clips: requester, quoted prompt, then a line per clip (n, result, is_link).
+    """The post with the clips: requester, quoted prompt, then a line per clip (n, result, why it is a link or None).
 
     When the clips of a job need several messages, the title says which of the `total` this one holds; the quoted
     prompt shrinks before any clip line (and its link) could be cut.
@@ -72,8 +79,8 @@ def result_message(
             title += f" (clips {numbers[0]}–{numbers[-1]} of {total})"
         else:
             title += f" (clips {', '.join(map(str, numbers))} of {total})"
-    body = [clip_line(job, r, n, link=is_link) for n, r, is_link in numbered]
-    if ttl_expires is not None and any(is_link for _, _, is_link in numbered):
+    body = [clip_line(job, r, n, link=why) for n, r, why in numbered]
+    if ttl_expires is not None and any(why for _, _, why in numbered):
         body.append(f"Links expire {ts(ttl_expires, 'R')}.")
     if job.cost_micros is not None and last and job.variations > 1:
         body.append(f"Total: {format_usd(job.cost_micros)}")

@@ -193,3 +193,19 @@ async def test_a_link_says_when_it_expires_when_clips_have_a_ttl(
     e2e_sim.finish(task["taskUUID"])
     msg = await fake_discord.wait_for_message(w.channel, lambda m: "hailuo:delete:1" in m.custom_ids(), timeout=10)
     assert msg.attachments == [] and "Links expire <t:" in msg.content
+
+
+async def test_a_clip_whose_download_fails_is_posted_as_a_link_that_says_so_not_too_large(
+    make_bot: BotFactory, fake_discord: FakeDiscord, discord_world: DiscordWorld, e2e_sim: RunwareSimulator
+) -> None:
+    w = discord_world
+    bot = await make_bot(delivery={"download_timeout": 0.5})
+    await video(fake_discord, w, {"prompt": "a waterfall in slow motion"})
+    [task] = video_tasks(e2e_sim)
+    e2e_sim.faults.slow_clips[task["taskUUID"]] = 300.0  # bytes keep coming, far too slowly: the download gives up
+    e2e_sim.finish(task["taskUUID"])
+    msg = await fake_discord.wait_for_message(w.channel, lambda m: "hailuo:delete:1" in m.custom_ids(), timeout=10)
+    assert msg.attachments == []
+    [result] = await results_after_delivery(bot, 1)
+    assert f"{result.video_url} (could not be attached just now; the link opens it)" in msg.content
+    assert "too large" not in msg.content

@@ -32,7 +32,7 @@ def clip(n: int, url: str | None = None) -> ClipResult:
 
 
 def test_one_clip_names_the_requester_quotes_the_prompt_and_shows_resolution_duration_seed_and_cost() -> None:
-    text = result_message(job(), [(1, clip(1), False)], total=1)
+    text = result_message(job(), [(1, clip(1), None)], total=1)
     assert text.splitlines() == [
         "<@3> your clip is ready",
         "> a red fox in fresh snow",
@@ -42,8 +42,8 @@ def test_one_clip_names_the_requester_quotes_the_prompt_and_shows_resolution_dur
 
 def test_as_many_links_as_delivery_packs_and_a_long_prompt_fit_without_losing_a_link() -> None:
     j = job(prompt="word " * 500, variations=12, cost_micros=12 * 280_000, dry_run=True)
-    numbered = [(n, clip(n), True) for n in range(1, 10)]
-    lines = [clip_line(j, r, n, link=True) for n, r, _ in numbered]
+    numbered = [(n, clip(n), "too_large") for n in range(1, 10)]
+    lines = [clip_line(j, r, n, link="too_large") for n, r, _ in numbered]
     assert sum(len(line) + 1 for line in lines) <= CLIP_LINES_BUDGET  # what delivery puts in one message
     text = result_message(j, numbered, total=12, last=True, ttl_expires=NOW + timedelta(hours=1))
     assert len(text) <= DISCORD_LIMIT and "…\n**#1**" in text, "only the prompt is shortened"
@@ -54,9 +54,9 @@ def test_as_many_links_as_delivery_packs_and_a_long_prompt_fit_without_losing_a_
 
 
 def test_a_partial_redelivery_names_the_clips_it_holds() -> None:
-    text = result_message(job(variations=12), [(3, clip(3), False), (7, clip(7), False)], total=12)
+    text = result_message(job(variations=12), [(3, clip(3), None), (7, clip(7), None)], total=12)
     assert "(clips 3, 7 of 12)" in text.splitlines()[0]
-    assert "(clip 5 of 12)" in result_message(job(variations=12), [(5, clip(5), False)], total=12)
+    assert "(clip 5 of 12)" in result_message(job(variations=12), [(5, clip(5), None)], total=12)
 
 
 @given(st.text(max_size=3000), st.integers(min_value=0, max_value=700))

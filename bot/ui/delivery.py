@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -22,7 +22,7 @@ from bot.store.interface import Jobs
 from bot.ui.buttons import custom_id, result_view
 from bot.ui.extend import extend_origin, extended_name, joined_clip
 from bot.ui.member_texts import extension_line
-from bot.ui.status import StatusReporter
+from bot.ui.status import StatusReporter, send_retrying
 from bot.ui.texts import LinkWhy, clip_line, dry_prefix, fit, result_message
 from bot.ui.texts_errors import failure_text
 
@@ -75,7 +75,9 @@ class ClipDelivery:
         phase = "expired" if job.state.value == "expired" else "failed"
         await self.status.update(job, phase, detail=reason)
         if job.status_message_id is None:
-            await self._dm(job.user_id, f"{dry_prefix(job)}Your video job #{job.id} {phase}. {reason}")
+            await self._dm(
+                job.user_id, f"{dry_prefix(job)}Your video job #{job.id} {phase}. {reason}", nonce=f"hd{job.id}"
+            )
         elif job.submitted_at is not None:  # it ran for a while: the member may have stopped watching, so ping them
             await self._tell_requester(
                 job, f"{dry_prefix(job)}<@{job.user_id}> your video job #{job.id} {phase}. {reason}"
@@ -87,11 +89,14 @@ class ClipDelivery:
         channel = self._client.get_partial_messageable(job.status_channel_id)
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)])
         status = channel.get_partial_message(job.status_message_id).to_reference(fail_if_not_exists=False)
-        try:
-            await channel.send(fit(text), allowed_mentions=mentions, reference=status)
+        try:  # a 5xx is tried again; the nonce keeps a post Discord made before failing from coming twice
+            await send_retrying(
+                lambda: channel.send(fit(text), allowed_mentions=mentions, reference=status, nonce=f"hf{job.id}"),
+                what=f"job={job.id} notice to the requester",
+            )
         except (discord.Forbidden, discord.NotFound) as exc:
             log.info("job=%s cannot tell the requester in the channel (%s); sending a DM instead", job.id, exc)
-            await self._dm(job.user_id, fit(text))
+            await self._dm(job.user_id, fit(text), nonce=f"hd{job.id}")
         except discord.HTTPException as exc:
             log.info("job=%s telling the requester failed: %s", job.id, exc)
 
@@ -314,9 +319,16 @@ class ClipDelivery:
         try:
             user = self._client.get_user(user_id) or await self._client.fetch_user(user_id)
             kwargs: dict[str, Any] = {"files": list(files), "allowed_mentions": discord.AllowedMentions.none()}
-            if nonce is not None:
-                kwargs["nonce"] = nonce
-            return await user.send(text, **kwargs)
+            if nonce is None:
+                return await user.send(text, **kwargs)
+
+            def send() -> Awaitable[discord.Message]:
+                for f in files:
+                    f.reset()  # a retry reads each file from its start again
+                return user.send(text, **kwargs, nonce=nonce)
+
+            # With a nonce, a 5xx is tried again: a DM Discord made before failing is answered, not made twice.
+            return await send_retrying(send, what=f"DM to user {user_id}")
         except discord.HTTPException as exc:
             if exc.status == 413 and files:
                 raise  # too large for a DM: the caller posts links instead

@@ -13,7 +13,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import discord
 
@@ -49,6 +49,31 @@ def status_nonce(job_id: int) -> str:
 def _backoff(tries: int) -> float:
     """Seconds to wait before try number `tries + 2`: EDIT_RETRY_DELAY doubled per try, with jitter."""
     return float(EDIT_RETRY_DELAY * 2**tries * random.uniform(0.5, 1.0))
+
+
+T = TypeVar("T")
+
+
+async def send_retrying(
+    send: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    tries: int = POST_TRIES,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """`send()`, tried again after a 5xx (discord.py retries some 5xx itself, never a 503), up to `tries` in all,
+    after a backoff with jitter. The caller's post carries a nonce, so a post Discord made before answering 5xx is
+    answered with that message again, never made twice."""
+    attempt = 0
+    while True:
+        try:
+            return await send()
+        except discord.HTTPException as exc:
+            attempt += 1
+            if exc.status < 500 or attempt >= tries:
+                raise
+            log.info("%s failed (%s); trying again", what, exc)
+            await sleep(_backoff(attempt - 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,21 +120,16 @@ class StatusReporter:
 
     async def _post(self, job: Job, channel: discord.abc.Messageable) -> discord.Message:
         """Post the status; a 5xx is tried again with the same nonce, so a post Discord made and failed is kept once."""
-        tries = 0
-        while True:
-            try:
-                return await channel.send(
-                    status_message(job, "queued"),
-                    view=status_view(job.id),
-                    allowed_mentions=discord.AllowedMentions.none(),
-                    nonce=status_nonce(job.id),
-                )
-            except discord.HTTPException as exc:
-                tries += 1
-                if exc.status < 500 or tries >= POST_TRIES:
-                    raise
-                log.info("job=%s status post failed (%s); trying again", job.id, exc)
-                await self._sleep(_backoff(tries - 1))
+
+        def send() -> Awaitable[discord.Message]:
+            return channel.send(
+                status_message(job, "queued"),
+                view=status_view(job.id),
+                allowed_mentions=discord.AllowedMentions.none(),
+                nonce=status_nonce(job.id),
+            )
+
+        return await send_retrying(send, what=f"job={job.id} status post", sleep=self._sleep)
 
     async def update(
         self,

@@ -13,7 +13,15 @@ import pytest
 from bot.core.models import ResultState
 from bot.simulator.server import RunwareSimulator
 from tests.e2e.conftest import LoopbackBot
-from tests.e2e.video_support import ledger, result_messages, results_after_delivery, status_messages, video, video_tasks
+from tests.e2e.video_support import (
+    bot_messages,
+    ledger,
+    result_messages,
+    results_after_delivery,
+    status_messages,
+    video,
+    video_tasks,
+)
 from tests.fakes.discord import FakeDiscord, FakeMessage, RecordedRequest
 from tests.fakes.discord.world import DiscordWorld
 
@@ -285,3 +293,32 @@ async def test_an_invalidated_session_mid_job_identifies_again_and_the_job_posts
     await finish_and_wait_for_clip(fake_discord, w, e2e_sim, 2, video_tasks(e2e_sim)[1])
     await assert_posted_once(hailuo, fake_discord, w, 2)
     assert len(clip_posts(fake_discord)) == 2
+
+
+def is_failure_notice(rec: RecordedRequest) -> bool:
+    return isinstance(rec.json, dict) and "job #1 failed" in str(rec.json.get("content") or "")
+
+
+@pytest.mark.parametrize("apply", [False, True])
+async def test_a_5xx_on_the_failure_notice_is_retried_and_the_requester_told_once(
+    apply: bool,
+    hailuo: LoopbackBot,
+    fake_discord: FakeDiscord,
+    discord_world: DiscordWorld,
+    e2e_sim: RunwareSimulator,
+) -> None:
+    """The ping that a job failed is tried again after a 503 (discord.py does not retry one); when Discord had made
+    the message before failing, the retry's nonce gets it back instead of a second ping."""
+    w = discord_world
+    e2e_sim.faults.fail_next_tasks("generationFailed", message="The model could not render this.")
+    await video(fake_discord, w, {"prompt": "an impossible shape"})
+    fault = fake_discord.faults.add(method="POST", path_regex=MESSAGES, status=503, apply=apply, when=is_failure_notice)
+    e2e_sim.finish(video_tasks(e2e_sim)[0]["taskUUID"])
+    # The retry, about a second after the 503 (the message may already be there when Discord made it first).
+    await fake_discord.wait_for(lambda r: is_failure_notice(r) and r.status == 200, timeout=15)
+    note = await fake_discord.wait_for_message(w.channel, lambda m: "job #1 failed" in m.content, timeout=15)
+    assert len(fake_discord.faults.served_for(fault)) == 1
+    notices = [m for m in bot_messages(fake_discord) if "job #1 failed" in m.content]
+    assert notices == [note] and note.pinged_user_ids == [w.member.user.id]
+    posts = [r for r in fake_discord.requests_to(*CLIP_POSTS) if is_failure_notice(r)]
+    assert [r.status for r in posts] == [503, 200]

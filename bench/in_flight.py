@@ -1,16 +1,22 @@
 """Jobs in flight: 10,000 unfinished jobs at Runware, and what they cost the bot. Prints figures, asserts nothing.
 
     python bench/in_flight.py [--jobs 10000] [--db sqlite|postgres|both] [--processes 1|2|both] [--sweeps 5]
+                              [--pairs 4]
 
 For each backend (and for one process, then two processes sharing the database): jobs are created through the real
 service (plan → reserve → submit) against the Runware simulator, which runs in its own process and keeps every task
 "processing"; then it prints
-- the rate of new jobs (jobs/s) for each 1,000 as the history grows from 0 to --jobs, and the rate at 1,000 jobs of
-  history (jobs 1,001-2,000; the first 1,000 also warm the process up) against the last 1,000,
+- the rate of new jobs (jobs/s) for each 1,000 as the history grows from 0 to --jobs (with the CPU time the
+  hypervisor took meanwhile, "steal", when there was any), and the rate at 1,000 jobs of history (jobs 1,001-2,000;
+  the first 1,000 also warm the process up) against the last 1,000,
+- the same comparison made robust to the machine's ups and downs: --pairs windows of 250 new jobs on each of two
+  databases, one with 1,000 jobs of history and the big one, alternating (ABBA); medians (these add jobs in flight:
+  the two-process sweeps then see --jobs + 1,000),
 - resident memory of the bot's process with every job in flight,
 - one poll sweep: wall time and getResponse requests; the first sweep, then the median of --sweeps more (with two
-  processes: both sweeping at once, and the requests in all — each job must be polled once per sweep in all, not
-  once per process),
+  processes, both starting on jobs nobody holds: the first sweep, which claims every job between them, then steady
+  sweeps at the same moments, with the requests and tasks asked in all — each job must be polled once per sweep in
+  all, not once per process),
 - the time to resume after a restart (a new Engine on the same database, up to the end of its first sweep).
 
 Targets (SPEC-side, issue 12): one sweep of 10,000 jobs < 0.5 s; the job rate flat within 20 % from 1,000 to

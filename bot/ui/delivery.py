@@ -314,20 +314,17 @@ class ClipDelivery:
         return await self._dm(job.user_id, fit(note + text), files=files, nonce=nonce)
 
     async def _dm(
-        self, user_id: int, text: str, *, files: Sequence[discord.File] = (), nonce: str | None = None
+        self, user_id: int, text: str, *, nonce: str, files: Sequence[discord.File] = ()
     ) -> discord.Message | None:
+        """A DM; a 5xx is tried again, and the nonce makes Discord answer a DM it made before failing, not make two."""
         try:
             user = self._client.get_user(user_id) or await self._client.fetch_user(user_id)
-            kwargs: dict[str, Any] = {"files": list(files), "allowed_mentions": discord.AllowedMentions.none()}
-            if nonce is None:
-                return await user.send(text, **kwargs)
 
             def send() -> Awaitable[discord.Message]:
                 for f in files:
                     f.reset()  # a retry reads each file from its start again
-                return user.send(text, **kwargs, nonce=nonce)
+                return user.send(text, files=list(files), allowed_mentions=discord.AllowedMentions.none(), nonce=nonce)
 
-            # With a nonce, a 5xx is tried again: a DM Discord made before failing is answered, not made twice.
             return await send_retrying(send, what=f"DM to user {user_id}")
         except discord.HTTPException as exc:
             if exc.status == 413 and files:
